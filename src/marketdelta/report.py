@@ -1,0 +1,332 @@
+"""Assembling a report: every figure of one survey over one period, in one result object.
+
+`build_report(panel, options)` is the one place where the metrics are put together; the
+terminal tables, JSON, CSV, Markdown and the charts are all drawn from the `Report` it returns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from . import metrics
+from .errors import DataError
+from .sources import Panel, SurveyInfo
+
+MEASURE_LABELS = {
+    "stall": "covered stall area",
+    "open": "open-air market space",
+    "total": "all market area (stalls and open-air space)",
+}
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What the user asked for; `None` means the survey's own default."""
+
+    survey: str | None = None
+    start: int | None = None
+    end: int | None = None
+    min_change: float = 0.0
+    top: int = 4
+    by: str | None = None
+    compare: str | None = None
+    measure: str | None = None
+    universe: int | None = None
+    contributors: int = 20
+
+
+@dataclass(frozen=True)
+class Universe:
+    known_markets: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """This period's average annual net against another survey's peak annual gross additions."""
+
+    survey: str
+    measure: str
+    peak_year: int | None
+    peak_gross_additions_m2: float
+    decline: float | None
+    caveat: str | None
+
+
+@dataclass
+class Report:
+    survey: SurveyInfo
+    measure: str
+    start: int
+    end: int
+    years: list[int]
+    markets: pd.DataFrame
+    totals: metrics.Totals
+    counts: metrics.Counts
+    closures: pd.DataFrame
+    annual: pd.DataFrame
+    peak: metrics.Peak
+    top: metrics.Top
+    concentration: metrics.Concentration
+    latest_imagery: dict[int, int]
+    universe: Universe | None
+    compare: Comparison | None
+    min_change: float
+    contributors: int
+    breakdown: pd.DataFrame | None = None
+    by: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def measure_label(self) -> str:
+        return MEASURE_LABELS[self.measure]
+
+    @property
+    def towns(self) -> int:
+        return int(self.markets["town"].fillna(self.markets.index.to_series()).nunique())
+
+    @property
+    def provinces(self) -> int:
+        return int(self.markets["province"].dropna().nunique())
+
+    def ranked(self) -> pd.DataFrame:
+        """Markets by change, largest first."""
+        return metrics.rank_by_change(self.markets)
+
+    def contributor_rows(self) -> pd.DataFrame:
+        ranked = self.ranked()
+        return ranked if self.contributors == 0 else ranked.head(self.contributors)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One tidy row per market: who it is, where, its baseline, end, change and class."""
+        return (
+            self.markets.reset_index()
+            .rename(columns={"direction": "class"})[
+                [
+                    "market_key",
+                    "market_id",
+                    "market",
+                    "town",
+                    "province",
+                    "lat",
+                    "lon",
+                    "baseline_year",
+                    "baseline_m2",
+                    "end_year",
+                    "end_m2",
+                    "change_m2",
+                    "class",
+                    "dhs_growth",
+                ]
+            ]
+            .sort_values(["province", "town", "market"], na_position="last", kind="stable")
+            .reset_index(drop=True)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the contract's keys and a few more."""
+        t = self.totals
+        return {
+            "survey": self.survey.name,
+            "measure": self.measure,
+            "measure_label": self.measure_label,
+            "from": self.start,
+            "to": self.end,
+            "years": self.years,
+            "markets": len(self.markets),
+            "towns": self.towns,
+            "provinces": self.provinces,
+            "start_m2": area(t.start_m2),
+            "end_m2": area(t.end_m2),
+            "net_m2": area(t.net_m2),
+            "gross_additions_m2": area(t.gross_additions_m2),
+            "gross_reductions_m2": area(t.gross_reductions_m2),
+            "avg_annual_net_m2": area(t.avg_annual_net_m2),
+            "reallocation_m2": area(t.reallocation_m2),
+            "excess_reallocation_m2": area(t.excess_reallocation_m2),
+            "min_change_m2": area(self.min_change),
+            "counts": vars(self.counts).copy(),
+            "closures": self._closure_records(),
+            "top": {
+                "k": self.top.k,
+                "change_m2": area(self.top.change_m2),
+                "share_of_net": ratio(self.top.share_of_net),
+                "share_of_additions": ratio(self.top.share_of_additions),
+                "markets": [self.markets.loc[k, "market"] for k in self.top.markets],
+            },
+            "contributors": [
+                {
+                    "market": row.market,
+                    "town": _text(row.town),
+                    "province": _text(row.province),
+                    "change_m2": area(row.change_m2),
+                    "class": row.direction,
+                }
+                for row in self.contributor_rows().itertuples()
+            ],
+            "annual": [
+                {
+                    "year": int(row.year),
+                    "gross_additions_m2": area(row.gross_additions_m2),
+                    "gross_reductions_m2": area(row.gross_reductions_m2),
+                    "net_m2": area(row.net_m2),
+                    "markets_observed": int(row.markets_observed),
+                }
+                for row in self.annual.itertuples()
+            ],
+            "peak": {
+                "year": self.peak.year,
+                "gross_additions_m2": area(self.peak.gross_additions_m2),
+            },
+            "concentration": {
+                "hhi_additions": ratio(self.concentration.hhi_additions, 1),
+                "gini_additions": ratio(self.concentration.gini_additions),
+                "gini_end_area": ratio(self.concentration.gini_end_area),
+            },
+            "latest_imagery": {str(year): n for year, n in self.latest_imagery.items()},
+            "universe": None
+            if self.universe is None
+            else {
+                "known_markets": self.universe.known_markets,
+                "share": ratio(self.universe.share),
+            },
+            "compare": None
+            if self.compare is None
+            else {
+                "survey": self.compare.survey,
+                "measure": self.compare.measure,
+                "peak_year": self.compare.peak_year,
+                "peak_gross_additions_m2": area(self.compare.peak_gross_additions_m2),
+                "decline": ratio(self.compare.decline),
+                "caveat": self.compare.caveat,
+            },
+            "by": None
+            if self.breakdown is None
+            else {"level": self.by, "groups": _records(self.breakdown)},
+        }
+
+    def _closure_records(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "market": row.market,
+                "town": _text(row.town),
+                "lat": None if pd.isna(row.lat) else float(row.lat),
+                "lon": None if pd.isna(row.lon) else float(row.lon),
+                "area_before_m2": area(row.area_before_m2),
+                "last_open_year": int(row.last_open_year),
+                "closed_by_year": int(row.closed_by_year),
+            }
+            for row in self.closure_table().itertuples()
+        ]
+
+    def closure_table(self) -> pd.DataFrame:
+        """Closed markets with where they were and what they had, by name."""
+        return self.closures.join(
+            self.markets[["market", "town", "province", "lat", "lon"]]
+        ).sort_values("market", kind="stable")
+
+
+def area(value: float | None) -> float | int | None:
+    """Areas in JSON: whole square metres as integers, else two decimals."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    rounded = round(float(value), 2)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
+def ratio(value: float | None, digits: int = 3) -> float | None:
+    """Shares in JSON: three decimals (a tenth of a percentage point)."""
+    if value is None or math.isnan(value):
+        return None
+    return round(float(value), digits)
+
+
+def _text(value: Any) -> str | None:
+    return None if pd.isna(value) else str(value)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {
+            k: (area(v) if isinstance(v, float) else v.item() if hasattr(v, "item") else v)
+            for k, v in row.items()
+        }
+        for row in frame.to_dict(orient="records")
+    ]
+
+
+def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
+    """Every figure of one survey over one period."""
+    options = options or ReportOptions()
+    survey = panel.survey(options.survey)
+    measure = options.measure or survey.measure
+    observations = panel.observations_of(survey.name)
+    panel_rows = metrics.panel_of(observations, measure)
+    if panel_rows.empty:
+        raise DataError(f"survey '{survey.name}' has no observed {MEASURE_LABELS[measure]}")
+    start = options.start if options.start is not None else int(panel_rows["year"].min())
+    end = options.end if options.end is not None else int(panel_rows["year"].max())
+    if start > end:
+        raise DataError(f"--from {start} is after --to {end}; swap them")
+    changes = metrics.market_changes(panel_rows, start, end, options.min_change)
+    if changes.empty:
+        raise DataError(f"survey '{survey.name}' has no observations at or before {end}")
+    markets = panel.markets().join(changes, how="inner")
+    totals = metrics.totals(markets, start, end)
+    annual = metrics.annual_series(panel_rows, start, end)
+    known = options.universe if options.universe is not None else survey.known_markets
+    report = Report(
+        survey=survey,
+        measure=measure,
+        start=start,
+        end=end,
+        years=sorted(int(y) for y in panel_rows["year"].unique() if start <= y <= end),
+        markets=markets,
+        totals=totals,
+        counts=metrics.counts(markets),
+        closures=metrics.closures(panel_rows, markets, end),
+        annual=annual,
+        peak=metrics.peak(annual),
+        top=metrics.top_k(markets, options.top, totals),
+        concentration=metrics.concentration(markets),
+        latest_imagery=metrics.latest_imagery(markets, markets["town"]),
+        universe=Universe(known, len(markets) / known) if known else None,
+        compare=_comparison(panel, survey, measure, totals, options.compare),
+        min_change=options.min_change,
+        contributors=options.contributors,
+        notices=list(panel.notices),
+    )
+    if options.by:
+        report.by = options.by
+        report.breakdown = metrics.breakdown(markets, markets[options.by])
+    return report
+
+
+def _comparison(
+    panel: Panel, survey: SurveyInfo, measure: str, totals: metrics.Totals, asked: str | None
+) -> Comparison | None:
+    name = asked or survey.compare
+    if name is None or (asked is None and name not in panel.survey_names):
+        return None
+    other = panel.survey(name)
+    rows = metrics.panel_of(panel.observations_of(other.name), other.measure)
+    annual = metrics.annual_series(rows, int(rows["year"].min()), int(rows["year"].max()))
+    best = metrics.peak(annual)
+    caveat = None
+    if other.measure != measure:
+        caveat = (
+            f"compares the average annual net change in {MEASURE_LABELS[measure]} ({survey.name}) "
+            f"with the peak annual gross additions of {MEASURE_LABELS[other.measure]} ({other.name})"
+        )
+    return Comparison(
+        survey=other.name,
+        measure=other.measure,
+        peak_year=best.year,
+        peak_gross_additions_m2=best.gross_additions_m2,
+        decline=metrics.decline(totals.avg_annual_net_m2, best.gross_additions_m2),
+        caveat=caveat,
+    )

@@ -1,0 +1,189 @@
+"""Where the data comes from: source files, the workspace, or the bundled demo.
+
+The contract's order: CSV files named on the command line (read directly, nothing stored);
+else the workspace database (`--db`, else `$MARKETDELTA_DB`, else `./marketdelta.duckdb` if it
+exists); else the bundled demo data, with a notice saying so.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DataError
+from .identity import Identity, describe_markets, resolve_markets
+from .survey import ReadOptions, read_surveys
+
+DEFAULT_DB = "marketdelta.duckdb"
+DB_ENV = "MARKETDELTA_DB"
+
+
+@dataclass(frozen=True)
+class SurveyInfo:
+    """What a survey measures and what it is compared with, where that is declared."""
+
+    name: str
+    title: str | None = None
+    measure: str = "stall"
+    known_markets: int | None = None
+    compare: str | None = None
+
+
+@dataclass
+class Panel:
+    """Observations with a resolved `market_key`, and what is known about their surveys."""
+
+    observations: pd.DataFrame
+    surveys: dict[str, SurveyInfo]
+    origin: str
+    default_survey: str | None = None
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def survey_names(self) -> list[str]:
+        return sorted(set(self.observations["survey"].dropna().unique()) | set(self.surveys))
+
+    def survey(self, name: str | None) -> SurveyInfo:
+        """The survey asked for, or the only (or declared default) one."""
+        names = self.survey_names
+        if name is None:
+            name = self.default_survey or (names[0] if len(names) == 1 else None)
+            if name is None:
+                raise DataError(
+                    f"the data holds several surveys ({', '.join(names)}); "
+                    "choose one with --survey NAME"
+                )
+        if name not in names:
+            raise DataError(
+                f"no survey named '{name}'; the data holds: {', '.join(names) or 'none'}"
+            )
+        return self.surveys.get(name, SurveyInfo(name))
+
+    def observations_of(self, survey: str) -> pd.DataFrame:
+        return self.observations[self.observations["survey"] == survey]
+
+    def markets(self) -> pd.DataFrame:
+        return describe_markets(self.observations)
+
+
+def panel_from_observations(
+    observations: pd.DataFrame,
+    origin: str,
+    surveys: dict[str, SurveyInfo] | None = None,
+    default_survey: str | None = None,
+) -> Panel:
+    """Resolve market identity across the files and wrap the result as a panel."""
+    identity = resolve_markets(observations)
+    return Panel(
+        observations=_refuse_conflicts(identity),
+        surveys=surveys or {},
+        origin=origin,
+        default_survey=default_survey,
+        notices=[f"merged: {merge}" for merge in identity.merges],
+    )
+
+
+def _refuse_conflicts(identity: Identity) -> pd.DataFrame:
+    """One market twice in one year across files: identical rows collapse, others are refused."""
+    from .errors import InputError, Problem
+
+    frame = identity.observations
+    keys = ["survey", "market_key", "year"]
+    twice = frame[frame.duplicated(keys, keep=False)].sort_values(["file", "line"])
+    if twice.empty:
+        return frame
+    first = twice.groupby(keys).transform("first")
+    same = (twice["stall_area_m2"].fillna(-1) == first["stall_area_m2"].fillna(-1)) & (
+        twice["open_area_m2"].fillna(-1) == first["open_area_m2"].fillna(-1)
+    )
+    conflicts = twice[~same]
+    if not conflicts.empty:
+        raise InputError(
+            [
+                Problem(
+                    str(row.file),
+                    f"'{row.market}' ({row.year}) is also in {first.loc[i, 'file']} line "
+                    f"{first.loc[i, 'line']} with a different area; keep one of the two",
+                    int(row.line),
+                    "stall_area_m2",
+                    "" if pd.isna(row.stall_area_m2) else f"{row.stall_area_m2:g}",
+                )
+                for i, row in conflicts.iterrows()
+            ]
+        )
+    return frame.sort_values(["file", "line"]).drop_duplicates(keys, keep="first")
+
+
+def read_files(sources: Sequence[str | Path], options: ReadOptions | None = None) -> Panel:
+    """Read CSV files directly (nothing stored)."""
+    observations = read_surveys(sources, options)
+    return panel_from_observations(observations, origin="files")
+
+
+def demo_dir() -> Path:
+    """The demo data: inside the installed package, or the repository's `data/` when the
+    package is installed in editable mode."""
+    packaged = Path(__file__).resolve().parent / "data"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "data"
+
+
+def read_demo() -> Panel:
+    """The bundled demo: its surveys as declared in `data/surveys.toml`."""
+    folder = demo_dir()
+    manifest = tomllib.loads((folder / "surveys.toml").read_text(encoding="utf-8"))
+    frames, surveys = [], {}
+    for name, spec in manifest["surveys"].items():
+        files = sorted(folder.glob(spec["files"]))
+        frames.append(read_surveys(files, ReadOptions(survey=name)))
+        surveys[name] = SurveyInfo(
+            name=name,
+            title=spec.get("title"),
+            measure=spec.get("measure", "stall"),
+            known_markets=spec.get("known_markets"),
+            compare=spec.get("compare"),
+        )
+    observations = pd.concat(frames, ignore_index=True)
+    observations["file"] = observations["file"].map(lambda f: os.path.relpath(f, folder))
+    return panel_from_observations(
+        observations, origin="demo", surveys=surveys, default_survey=manifest.get("default")
+    )
+
+
+def workspace_path(db: str | Path | None) -> Path | None:
+    """The workspace to read: --db, else $MARKETDELTA_DB, else ./marketdelta.duckdb if present."""
+    if db is not None:
+        return Path(db)
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV])
+    local = Path(DEFAULT_DB)
+    return local if local.exists() else None
+
+
+def load_panel(
+    sources: Sequence[str | Path] = (),
+    db: str | Path | None = None,
+    options: ReadOptions | None = None,
+) -> Panel:
+    """The data to report on, found in the contract's order."""
+    if sources:
+        return read_files(sources, options)
+    path = workspace_path(db)
+    if path is not None:
+        from .store import Workspace
+
+        if not path.exists():
+            raise DataError(
+                f"{path}: no workspace here; create one with `marketdelta import FILE --db {path}`"
+            )
+        with Workspace.open(path, write=False) as workspace:
+            return workspace.panel()
+    panel = read_demo()
+    panel.notices.insert(
+        0, "No source files or workspace given: reporting the bundled demo data (data/README.md)."
+    )
+    return panel
