@@ -319,8 +319,8 @@ def _comparison(
     caveat = None
     if other.measure != measure:
         caveat = (
-            f"compares the average annual net change in {MEASURE_LABELS[measure]} ({survey.name}) "
-            f"with the peak annual gross additions of {MEASURE_LABELS[other.measure]} ({other.name})"
+            f"compares an average annual net change in {MEASURE_LABELS[measure]} with a peak "
+            f"of annual gross additions in {MEASURE_LABELS[other.measure]}"
         )
     return Comparison(
         survey=other.name,

@@ -160,7 +160,7 @@ def _decode(name: str, data: bytes) -> str:
                 Problem(
                     name,
                     f"byte 0x{data[error.start]:02x} is not UTF-8; the file looks like {guess}. "
-                    f"Convert it with `iconv -f {guess} -t UTF-8 FILE > FILE.utf8.csv`",
+                    f"convert it with `iconv -f {guess} -t UTF-8 '{name}' > utf8.csv`",
                     line=line,
                 )
             ]

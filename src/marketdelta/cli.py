@@ -1,0 +1,237 @@
+"""The command line: parse options, call the library, render. No figures are computed here.
+
+Heavy modules (pandas, matplotlib, duckdb) are imported inside the commands, so that
+`marketdelta --help` starts instantly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from .__about__ import __version__
+from .errors import InputError, MarketdeltaError
+
+app = typer.Typer(
+    name="marketdelta",
+    help="Track change in market vendor-stall area from yearly survey CSVs.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    markdown = "markdown"
+
+
+class Measure(StrEnum):
+    stall = "stall"
+    open = "open"
+    total = "total"
+
+
+class Level(StrEnum):
+    province = "province"
+    town = "town"
+
+
+Sources = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Survey CSV files to read directly (nothing is stored); '-' reads standard input.",
+        show_default=False,
+    ),
+]
+DbOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--db", help="Workspace database (default: $MARKETDELTA_DB, ./marketdelta.duckdb)."
+    ),
+]
+SurveyOption = Annotated[
+    str | None, typer.Option("--survey", help="Which survey, when the data holds several.")
+]
+FromOption = Annotated[
+    int | None, typer.Option("--from", help="First year of the period (default: the survey's).")
+]
+ToOption = Annotated[
+    int | None, typer.Option("--to", help="Last year of the period (default: the survey's).")
+]
+YearOption = Annotated[
+    int | None, typer.Option("--year", help="Year of the rows of files without a year column.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notices on stderr.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"marketdelta {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Track change in market vendor-stall area from yearly survey CSVs.
+
+    Example: marketdelta report --format json
+    """
+
+
+def _stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(error: MarketdeltaError) -> NoReturn:
+    console = _stderr()
+    if isinstance(error, InputError):
+        for line in str(error).splitlines():
+            console.print(f"Error: {line}", markup=False, soft_wrap=True)
+        console.print("Nothing was written.", style="dim")
+    else:
+        console.print(f"Error: {error}", markup=False, soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def _notify(notices: list[str], quiet: bool) -> None:
+    if quiet or not notices:
+        return
+    console = _stderr()
+    for notice in notices:
+        console.print(f"Note: {notice}", markup=False, soft_wrap=True, style="dim")
+
+
+def _check_period(start: int | None, end: int | None) -> None:
+    if start is not None and end is not None and start > end:
+        raise typer.BadParameter(f"--from {start} is after --to {end}", param_hint="'--from'")
+
+
+@app.command()
+def report(
+    sources: Sources = None,
+    db: DbOption = None,
+    survey: SurveyOption = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    min_change: Annotated[
+        float,
+        typer.Option(
+            "--min-change", min=0, help="Changes of at most this many m² count as unchanged."
+        ),
+    ] = 0.0,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many markets the top share covers.")
+    ] = 4,
+    by: Annotated[
+        Level | None, typer.Option("--by", help="Add a breakdown by province or town.")
+    ] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="Compare with this survey's peak year.")
+    ] = None,
+    measure: Annotated[
+        Measure | None,
+        typer.Option("--measure", help="Stall area, open-air area, or their total."),
+    ] = None,
+    universe: Annotated[
+        int | None, typer.Option("--universe", min=1, help="Number of markets known to exist.")
+    ] = None,
+    contributors: Annotated[
+        int, typer.Option("--contributors", min=0, help="Ranked markets to list (0: all).")
+    ] = 20,
+    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    year: YearOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Print net and gross change, counts, closures, contributors and the annual series.
+
+    Example: marketdelta report data/stalls/*.csv --min-change 20 --format markdown
+    """
+    _check_period(start, end)
+    from . import render
+    from .report import ReportOptions, build_report
+    from .sources import load_panel
+    from .survey import ReadOptions
+
+    try:
+        panel = load_panel(sources or [], db, ReadOptions(year=year, survey=survey))
+        result = build_report(
+            panel,
+            ReportOptions(
+                survey=survey,
+                start=start,
+                end=end,
+                min_change=min_change,
+                top=top,
+                by=by.value if by else None,
+                compare=compare,
+                measure=measure.value if measure else None,
+                universe=universe,
+                contributors=contributors,
+            ),
+        )
+    except MarketdeltaError as error:
+        _fail(error)
+    _notify(result.notices, quiet)
+    if output is Format.json:
+        sys.stdout.write(render.to_json(result))
+    elif output is Format.csv:
+        sys.stdout.write(render.to_csv(result))
+    elif output is Format.markdown:
+        sys.stdout.write(render.to_markdown(result))
+    else:
+        from rich.console import Console
+
+        render.print_report(result, Console(highlight=False))
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Survey CSV files to check.")],
+    year: YearOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Check survey files without reading them into anything; list every problem found.
+
+    Example: marketdelta validate surveys/2025.csv --year 2025
+    """
+    from .sources import read_files
+    from .survey import ReadOptions
+
+    try:
+        panel = read_files(files, ReadOptions(year=year))
+    except MarketdeltaError as error:
+        _fail(error)
+    _notify(panel.notices, quiet)
+    observations = panel.observations
+    observed = int(observations["stall_area_m2"].notna().sum())
+    typer.echo(
+        f"OK: {len(files)} file(s), {len(observations)} rows, {observed} observed areas, "
+        f"{observations['market_key'].nunique()} markets, "
+        f"years {observations['year'].min()}-{observations['year'].max()}."
+    )
+
+
+def main() -> None:
+    """Entry point: run the app; a closed pipe (`| head`) ends quietly."""
+    try:
+        app()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)

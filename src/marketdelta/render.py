@@ -1,0 +1,341 @@
+"""Rendering a report: Rich tables for the terminal, Markdown, CSV and JSON.
+
+The terminal and Markdown views are built from the same list of `Section`s, so they always
+show the same figures.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .report import Report
+
+TERMINAL_ROWS = 10
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Section:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    numeric: set[int] = field(default_factory=set)
+    more: int = 0
+    note: str | None = None
+
+
+def m2(value: float | None, sign: bool = False) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    text = f"{value:+,.0f}" if sign else f"{value:,.0f}"
+    return text if float(value).is_integer() else (f"{value:+,.1f}" if sign else f"{value:,.1f}")
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None or pd.isna(value) else f"{value:.1%}"
+
+
+def headline(report: Report) -> str:
+    """One sentence a write-up can quote."""
+    t = report.totals
+    years = report.end - report.start
+    text = (
+        f"Net change in {report.measure_label}, {report.start}→{report.end}: "
+        f"{m2(t.net_m2, sign=True)} m² over {len(report.markets)} markets in {report.towns} towns"
+    )
+    if t.avg_annual_net_m2 is not None:
+        text += f" ({m2(t.avg_annual_net_m2, sign=True)} m² a year over {years} years)"
+    text += "."
+    c = report.compare
+    if c is not None and c.decline is not None and c.peak_year is not None:
+        direction = "below" if c.decline >= 0 else "above"
+        text += (
+            f" That average is {abs(c.decline):.1%} {direction} the {c.peak_year} peak of "
+            f"{m2(c.peak_gross_additions_m2)} m² gross additions in the {c.survey} survey"
+        )
+        text += f" (note: this {c.caveat})." if c.caveat else "."
+    return text
+
+
+def sections(report: Report, cap: int | None = TERMINAL_ROWS) -> list[Section]:
+    """The report's tables, in reading order; `cap` limits long lists (None: no limit)."""
+    found = [
+        _change(report),
+        _counts(report),
+        _closures(report, cap),
+        _contributors(report, cap),
+        _annual(report),
+        _coverage(report),
+    ]
+    if report.breakdown is not None:
+        found.append(_breakdown(report))
+    return [s for s in found if s is not None]
+
+
+def _change(report: Report) -> Section:
+    t = report.totals
+    rows = [
+        [f"Area at baseline ({report.start}, or first observation)", m2(t.start_m2)],
+        [f"Area at end (latest observation to {report.end})", m2(t.end_m2)],
+        ["Gross additions", m2(t.gross_additions_m2)],
+        ["Gross reductions", m2(t.gross_reductions_m2)],
+        ["Net change", m2(t.net_m2, sign=True)],
+        ["Average net change a year", m2(t.avg_annual_net_m2, sign=True)],
+        ["Reallocation (additions + reductions)", m2(t.reallocation_m2)],
+        ["Excess reallocation (reallocation − |net|)", m2(t.excess_reallocation_m2)],
+    ]
+    return Section(
+        f"Change in {report.measure_label} (m²), {report.start}→{report.end}",
+        ["Figure", "m²"],
+        rows,
+        {1},
+    )
+
+
+def _counts(report: Report) -> Section:
+    c = report.counts
+    threshold = f"changes over {m2(report.min_change)} m²" if report.min_change else "any change"
+    rows = [
+        ["Increased", str(c.increased), "of which opened", str(c.opened)],
+        ["Decreased", str(c.decreased), "of which closed", str(c.closed)],
+        ["Unchanged", str(c.unchanged), "", ""],
+        ["All markets", str(len(report.markets)), "", ""],
+    ]
+    return Section(
+        "Direction of change",
+        ["Markets", "n", "", "n"],
+        rows,
+        {1, 3},
+        note=f"Counted as a change: {threshold} (--min-change).",
+    )
+
+
+def _closures(report: Report, cap: int | None) -> Section | None:
+    table = report.closure_table()
+    if table.empty:
+        return None
+    shown = table if cap is None else table.head(cap)
+    rows = [
+        [
+            row.market,
+            _blank(row.town),
+            _coordinates(row.lat, row.lon),
+            m2(row.area_before_m2),
+            f"{row.last_open_year} vs {row.closed_by_year}",
+        ]
+        for row in shown.itertuples()
+    ]
+    return Section(
+        "Closures",
+        ["Market", "Town", "Coordinates", "Stall area before (m²)", "Imagery compared"],
+        rows,
+        {3},
+        more=len(table) - len(shown),
+    )
+
+
+def _contributors(report: Report, cap: int | None) -> Section:
+    listed = report.contributor_rows()
+    shown = listed if cap is None else listed.head(cap)
+    net, additions = report.totals.net_m2, report.totals.gross_additions_m2
+    rows = [
+        [
+            str(rank),
+            row.market,
+            _blank(row.town),
+            m2(row.change_m2, sign=True),
+            percent(row.change_m2 / net) if net > 0 else "–",
+            percent(row.change_m2 / additions) if additions > 0 and row.change_m2 > 0 else "–",
+            row.direction,
+        ]
+        for rank, row in enumerate(shown.itertuples(), 1)
+    ]
+    top, k = report.top, report.top.k
+    conc = report.concentration
+    note = (
+        f"Top {k}: {m2(top.change_m2, sign=True)} m², {percent(top.share_of_net)} of net growth "
+        f"and {percent(top.share_of_additions)} of gross additions. "
+        f"HHI of additions {conc.hhi_additions or 0:,.0f}; Gini of additions "
+        f"{_decimal(conc.gini_additions)}, of end areas {_decimal(conc.gini_end_area)}."
+    )
+    if report.totals.net_m2 <= 0:
+        note += " (No share of net growth: the net change is not positive.)"
+    return Section(
+        "Contributors (largest change first)",
+        ["#", "Market", "Town", "Δ m²", "% of net", "% of adds", "Class"],
+        rows,
+        {0, 3, 4, 5},
+        more=len(listed) - len(shown),
+        note=note,
+    )
+
+
+def _annual(report: Report) -> Section:
+    rows = [
+        [
+            str(row.year),
+            m2(row.gross_additions_m2),
+            m2(row.gross_reductions_m2),
+            m2(row.net_m2, sign=True),
+            str(row.markets_observed),
+        ]
+        for row in report.annual.itertuples()
+    ]
+    peak = report.peak
+    note = (
+        f"Peak of gross additions: {peak.year} ({m2(peak.gross_additions_m2)} m²). "
+        "Each market is compared with its previous observation; the nets add up to the "
+        "period's net change."
+        if peak.year
+        else None
+    )
+    return Section(
+        "Annual series",
+        ["Year", "Gross additions", "Gross reductions", "Net", "Markets observed"],
+        rows,
+        {1, 2, 3, 4},
+        note=note,
+    )
+
+
+def _coverage(report: Report) -> Section:
+    rows = [
+        ["Markets", str(len(report.markets))],
+        ["Towns", str(report.towns)],
+        ["Provinces", str(report.provinces)],
+    ]
+    if report.universe is not None:
+        rows.append(
+            [
+                f"Share of {report.universe.known_markets} known markets",
+                percent(report.universe.share),
+            ]
+        )
+    rows += [
+        [f"Towns with latest imagery from {year}", str(n)]
+        for year, n in report.latest_imagery.items()
+    ]
+    return Section("Coverage and imagery vintage", ["", "n"], rows, {1})
+
+
+def _breakdown(report: Report) -> Section:
+    table = report.breakdown
+    assert table is not None
+    rows = [
+        [
+            str(row.group),
+            str(row.markets),
+            m2(row.start_m2),
+            m2(row.end_m2),
+            m2(row.gross_additions_m2),
+            m2(row.gross_reductions_m2),
+            m2(row.net_m2, sign=True),
+            f"{row.increased}/{row.decreased}/{row.unchanged}",
+        ]
+        for row in table.itertuples()
+    ]
+    return Section(
+        f"By {report.by}",
+        [
+            str(report.by).capitalize(),
+            "Markets",
+            "Start",
+            "End",
+            "Additions",
+            "Reductions",
+            "Net",
+            "Up/down/same",
+        ],
+        rows,
+        {1, 2, 3, 4, 5, 6},
+    )
+
+
+def _blank(value: object) -> str:
+    return "" if value is None or pd.isna(value) else str(value)
+
+
+def _decimal(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _coordinates(lat: float, lon: float) -> str:
+    return "" if pd.isna(lat) else f"{lat:.6f}, {lon:.6f}"
+
+
+def title(report: Report) -> str:
+    name = report.survey.title or report.survey.name
+    return f"{name} — survey '{report.survey.name}', {report.start}→{report.end}"
+
+
+def print_report(report: Report, console) -> None:
+    """Rich tables on the given console."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console.print(Text(title(report), style="bold"))
+    console.print(headline(report))
+    for section in sections(report):
+        table = Table(title=section.title, title_justify="left", title_style="bold")
+        for i, column in enumerate(section.columns):
+            numeric = i in section.numeric
+            table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric)
+        for row in section.rows:
+            table.add_row(*row)
+        if section.more:
+            where = min(set(range(len(section.columns))) - section.numeric)
+            filler = [""] * len(section.columns)
+            filler[where] = f"… and {section.more} more"
+            table.add_row(*filler)
+        console.print()
+        console.print(table)
+        if section.note:
+            console.print(Text(section.note, style="dim"))
+
+
+def to_markdown(report: Report) -> str:
+    """The headline sentence, then every table, ready to paste into a post."""
+    parts = [f"## {title(report)}", "", headline(report)]
+    for section in sections(report, cap=None):
+        parts += ["", f"### {section.title}", ""]
+        parts.append("| " + " | ".join(section.columns) + " |")
+        parts.append(
+            "|"
+            + "|".join(
+                "---:" if i in section.numeric else "---" for i in range(len(section.columns))
+            )
+            + "|"
+        )
+        parts += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        if section.note:
+            parts += ["", section.note]
+    return "\n".join(parts) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def to_csv(report: Report) -> str:
+    """One row per market; text cells that a spreadsheet would run as a formula are quoted."""
+    frame = report.to_frame()
+    text_columns = frame.select_dtypes(include=["object", "string"]).columns
+    safe = frame.assign(**{c: neutralise_formulas(frame[c]) for c in text_columns})
+    buffer = io.StringIO()
+    safe.to_csv(buffer, index=False, lineterminator="\n", float_format="%.10g")
+    return buffer.getvalue()
+
+
+def neutralise_formulas(values: pd.Series) -> pd.Series:
+    """Prefix a quote to cells starting with = + - @ so spreadsheets show them as text."""
+    text = values.astype("string")
+    risky = text.str.startswith(FORMULA_PREFIXES).fillna(False)
+    return text.mask(risky, "'" + text)
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
