@@ -227,6 +227,119 @@ def validate(
     )
 
 
+@app.command("import")
+def import_(
+    files: Annotated[list[Path], typer.Argument(help="Survey CSV files to add to the workspace.")],
+    db: DbOption = None,
+    survey: Annotated[
+        str | None,
+        typer.Option("--survey", help="Survey of rows in files without a survey column."),
+    ] = None,
+    year: YearOption = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace observations already in the workspace.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and show what would change; write nothing.")
+    ] = False,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Refuse near-identical spellings instead of merging.")
+    ] = False,
+    measure: Annotated[
+        Measure | None, typer.Option("--measure", help="Declare the survey's default measure.")
+    ] = None,
+    known_markets: Annotated[
+        int | None,
+        typer.Option("--known-markets", min=1, help="Declare how many markets are known to exist."),
+    ] = None,
+    compare: Annotated[
+        str | None, typer.Option("--compare", help="Declare the survey to compare with.")
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="Declare the survey's title.")
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Validate survey files and add them to the workspace in one transaction.
+
+    Example: marketdelta import surveys/2025.csv --survey stalls --db markets.duckdb
+    """
+    declared = any(v is not None for v in (measure, known_markets, compare, title))
+    if declared and survey is None:
+        raise typer.BadParameter("needs --survey NAME", param_hint="'--measure/--known-markets'")
+    from .sources import import_path
+    from .store import SurveyDeclaration, Workspace, read_import_files
+    from .survey import ReadOptions
+
+    declarations = (
+        [
+            SurveyDeclaration(
+                survey, title, measure.value if measure else None, known_markets, compare
+            )
+        ]
+        if declared and survey
+        else []
+    )
+    path = import_path(db)
+    try:
+        to_import = read_import_files(files, ReadOptions(year=year, survey=survey))
+        with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
+            plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
+        if not dry_run and (plan.new_files or declarations):
+            with Workspace.open(path, write=True) as workspace:
+                plan = workspace.plan(to_import, replace, strict, declarations)
+                workspace.apply(plan)
+    except MarketdeltaError as error:
+        _fail(error)
+    _notify(plan.summary(dry_run) + ([] if dry_run else [f"workspace: {path}"]), quiet)
+
+
+@app.command()
+def status(db: DbOption = None) -> None:
+    """Show the workspace: surveys, years, markets, imports and markets with several spellings.
+
+    Example: marketdelta status --db markets.duckdb
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from .sources import import_path
+    from .store import Workspace
+
+    path = import_path(db)
+    try:
+        with Workspace.open(path) as workspace:
+            surveys = workspace.survey_summary()
+            imports = workspace.imports()
+            spellings = workspace.spellings()
+    except MarketdeltaError as error:
+        _fail(error)
+    console = Console(highlight=False)
+    console.print(f"Workspace {path}", soft_wrap=True)
+    if len(imports):
+        imports = imports.assign(
+            sha256=imports["sha256"].str[:12],
+            imported_at=imports["imported_at"].dt.strftime("%Y-%m-%d"),
+        )[["import_id", "file", "sha256", "rows", "survey", "imported_at"]]
+    short = {"import_id": "#", "imported_at": "imported"}
+    for heading, frame in (
+        ("Surveys", surveys),
+        ("Imports", imports),
+        ("Markets seen under several spellings", spellings),
+    ):
+        table = Table(title=heading, title_justify="left", title_style="bold")
+        for column in frame.columns:
+            wide = column in ("file", "spellings", "market_key", "name")
+            table.add_column(
+                short.get(column, str(column)),
+                overflow="fold",
+                min_width=20 if wide else None,
+            )
+        for row in frame.itertuples(index=False):
+            table.add_row(*["" if v is None else str(v) for v in row])
+        console.print(table)
+
+
 def main() -> None:
     """Entry point: run the app; a closed pipe (`| head`) ends quietly."""
     try:

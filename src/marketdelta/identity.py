@@ -163,29 +163,48 @@ def _fuzzy_merges(
 
 
 def _candidate_pairs(rows: list) -> list[tuple]:
-    """Pairs of groups in the same town, or close enough on the map, with a reason each."""
+    """Pairs of groups in the same town, or close enough on the map, with a reason each.
+
+    Blocked so that large surveys stay fast: names whose numbers differ never merge, and two
+    groups seen in the same (survey, year) never merge, so neither kind of pair is generated.
+    """
     pairs: dict[tuple[int, int], str] = {}
-    by_town: dict[str, list[int]] = defaultdict(list)
-    by_cell: dict[tuple[int, int], list[int]] = defaultdict(list)
+    by_town: dict[tuple, list[int]] = defaultdict(list)
+    by_cell: dict[tuple, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
+        numbers = tuple(_NUMBERS.findall(row.name_key))
         if row.town_key:
-            by_town[row.town_key].append(i)
+            by_town[(row.town_key, numbers)].append(i)
         if not (pd.isna(row.lat) or pd.isna(row.lon)):
-            by_cell[_cell(row.lat, row.lon)].append(i)
+            by_cell[(numbers, *_cell(row.lat, row.lon))].append(i)
     for members in by_town.values():
-        for x, i in enumerate(members):
-            for j in members[x + 1 :]:
-                pairs[(i, j)] = "near-identical spelling in the same town"
-    for (cy, cx), members in by_cell.items():
-        for dy in (-1, 0, 1):
-            for dx in (-1, 0, 1):
-                for i in members:
-                    for j in by_cell.get((cy + dy, cx + dx), []):
-                        if i < j and (i, j) not in pairs:
-                            metres = _distance_m(rows[i], rows[j])
-                            if metres <= NEAR_METRES:
-                                pairs[(i, j)] = f"near-identical spelling {metres:.0f} m apart"
+        for i, j in _unseen_together(rows, members, members):
+            pairs[(i, j)] = "near-identical spelling in the same town"
+    for (numbers, cy, cx), members in by_cell.items():
+        around = [
+            k
+            for dy in (-1, 0, 1)
+            for dx in (-1, 0, 1)
+            for k in by_cell.get((numbers, cy + dy, cx + dx), [])
+        ]
+        for i, j in _unseen_together(rows, members, around):
+            if (i, j) not in pairs:
+                metres = _distance_m(rows[i], rows[j])
+                if metres <= NEAR_METRES:
+                    pairs[(i, j)] = f"near-identical spelling {metres:.0f} m apart"
     return [(rows[i], rows[j], reason) for (i, j), reason in sorted(pairs.items())]
+
+
+def _unseen_together(rows: list, left: list[int], right: list[int]):
+    """Index pairs (i < j) from two lists whose groups share no (survey, year)."""
+    buckets: dict[frozenset, list[int]] = defaultdict(list)
+    for j in right:
+        buckets[rows[j].seen].append(j)
+    for i in left:
+        for seen, members in buckets.items():
+            if rows[i].seen & seen:
+                continue
+            yield from ((i, j) for j in members if i < j)
 
 
 def _may_merge(a, b) -> bool:

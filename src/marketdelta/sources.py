@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import DataError
-from .identity import Identity, describe_markets, resolve_markets
+from .errors import DataError, InputError, Problem
+from .identity import describe_markets, resolve_markets
 from .survey import ReadOptions, read_surveys
 
 DEFAULT_DB = "marketdelta.duckdb"
@@ -80,7 +80,7 @@ def panel_from_observations(
     """Resolve market identity across the files and wrap the result as a panel."""
     identity = resolve_markets(observations)
     return Panel(
-        observations=_refuse_conflicts(identity),
+        observations=refuse_conflicts(identity.observations),
         surveys=surveys or {},
         origin=origin,
         default_survey=default_survey,
@@ -88,11 +88,8 @@ def panel_from_observations(
     )
 
 
-def _refuse_conflicts(identity: Identity) -> pd.DataFrame:
+def refuse_conflicts(frame: pd.DataFrame) -> pd.DataFrame:
     """One market twice in one year across files: identical rows collapse, others are refused."""
-    from .errors import InputError, Problem
-
-    frame = identity.observations
     keys = ["survey", "market_key", "year"]
     twice = frame[frame.duplicated(keys, keep=False)].sort_values(["file", "line"])
     if twice.empty:
@@ -162,6 +159,11 @@ def workspace_path(db: str | Path | None) -> Path | None:
         return Path(os.environ[DB_ENV])
     local = Path(DEFAULT_DB)
     return local if local.exists() else None
+
+
+def import_path(db: str | Path | None) -> Path:
+    """The workspace to write: --db, else $MARKETDELTA_DB, else ./marketdelta.duckdb."""
+    return workspace_path(db) or Path(DEFAULT_DB)
 
 
 def load_panel(

@@ -114,7 +114,9 @@ def read_survey(source: str | Path, options: ReadOptions | None = None) -> pd.Da
 
 
 def empty_observations() -> pd.DataFrame:
-    return _typed(pd.DataFrame({c: pd.Series(dtype="object") for c in OBSERVATION_COLUMNS}))
+    return typed_observations(
+        pd.DataFrame({c: pd.Series(dtype="object") for c in OBSERVATION_COLUMNS})
+    )
 
 
 def _read_bytes(source: str | Path, name: str) -> bytes:
@@ -305,10 +307,11 @@ def _validate(name: str, table: pd.DataFrame, options: ReadOptions) -> pd.DataFr
     observations = checker.apply_status(observations)
     observations = checker.drop_duplicates(observations)
     checker.raise_if_any()
-    return _typed(observations)
+    return typed_observations(observations)
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
+def typed_observations(frame: pd.DataFrame) -> pd.DataFrame:
+    """The observation columns in order, with their dtypes."""
     return frame.astype(
         {
             "survey": "string",

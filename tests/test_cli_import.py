@@ -1,0 +1,298 @@
+"""The workspace: import, provenance, no double counting, all-or-nothing writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+from conftest import write
+
+from marketdelta.sources import demo_dir
+
+DEMO = demo_dir()
+STALLS = sorted((DEMO / "stalls").glob("stalls-*.csv"))
+NATIONAL = sorted((DEMO / "national").glob("national-*.csv"))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_import_one_by_one_equals_reading_the_files(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    for path in STALLS:
+        result = run("import", path, "--db", db, "--survey", "stalls")
+        assert result.exit_code == 0, result.output
+    direct = run_json("report", *STALLS, "--survey", "stalls")
+    assert run_json("report", "--db", db) == direct
+
+
+def test_demo_imported_into_a_workspace_reports_the_published_figures(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    stalls = ["--survey", "stalls", "--known-markets", "477", "--compare", "national"]
+    assert run("import", *STALLS, "--db", db, *stalls).exit_code == 0
+    assert (
+        run("import", *NATIONAL, "--db", db, "--survey", "national", "--measure", "total").exit_code
+        == 0
+    )
+    demo = run_json("report")
+    assert run_json("report", "--db", db) == demo
+    assert demo["net_m2"] == 9905
+
+
+def test_workspace_from_environment_and_current_directory(tmp_path, run, run_json, monkeypatch):
+    data = write(tmp_path / "a.csv", "market,year,stall_area_m2\nA,2020,1\nA,2021,5\n")
+    assert run("import", data).exit_code == 0  # ./marketdelta.duckdb
+    assert (tmp_path / "marketdelta.duckdb").exists()
+    assert run_json("report")["net_m2"] == 4
+    monkeypatch.setenv("MARKETDELTA_DB", str(tmp_path / "other.duckdb"))
+    assert run("import", data).exit_code == 0
+    assert (tmp_path / "other.duckdb").exists()
+
+
+def test_reimport_is_a_noop(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    run("import", *STALLS[:2], "--db", db)
+    before = run_json("report", "--db", db)
+    result = run("import", STALLS[0], "--db", db)
+    assert result.exit_code == 0
+    assert "already imported" in result.stderr
+    assert run_json("report", "--db", db) == before
+
+
+def test_conflict_without_replace_leaves_the_database_byte_identical(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    first = write(
+        tmp_path / "a.csv", "market,town,year,stall_area_m2\nA,T,2020,100\nA,T,2021,150\n"
+    )
+    fixed = write(tmp_path / "b.csv", "market,town,year,stall_area_m2\nA,T,2021,180\n")
+    run("import", first, "--db", db)
+    before = digest(db)
+    result = run("import", fixed, "--db", db)
+    assert result.exit_code == 1
+    assert "already has 'A' (default, 2021) with 150 m²" in result.stderr
+    assert "--replace" in result.stderr
+    assert digest(db) == before
+
+    result = run("import", fixed, "--db", db, "--replace")
+    assert result.exit_code == 0, result.output
+    assert run_json("report", "--db", db)["net_m2"] == 80
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(
+            "SELECT old_stall_area_m2, new_stall_area_m2 FROM replacements"
+        ).fetchall() == [(150.0, 180.0)]
+
+
+def test_a_bad_third_file_rolls_back_all_three(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    run("import", write(tmp_path / "0.csv", "market,year,stall_area_m2\nZ,2019,1\n"), "--db", db)
+    before = digest(db)
+    good1 = write(tmp_path / "1.csv", "market,year,stall_area_m2\nA,2020,1\n")
+    good2 = write(tmp_path / "2.csv", "market,year,stall_area_m2\nA,2021,2\n")
+    bad = write(tmp_path / "3.csv", "market,year,stall_area_m2\nA,2022,two\n")
+    result = run("import", good1, good2, bad, "--db", db)
+    assert result.exit_code == 1
+    assert f"{bad}:2: column 'stall_area_m2': value 'two'" in result.stderr
+    assert digest(db) == before
+
+
+def test_failure_while_writing_rolls_back(tmp_path, run, monkeypatch):
+    from marketdelta.store import Workspace
+
+    db = tmp_path / "ws.duckdb"
+    run("import", write(tmp_path / "0.csv", "market,year,stall_area_m2\nZ,2019,1\n"), "--db", db)
+
+    def disk_full(self):
+        raise duckdb.IOException("No space left on device")
+
+    monkeypatch.setattr(Workspace, "_refresh_markets", disk_full)
+    data = write(tmp_path / "1.csv", "market,year,stall_area_m2\nA,2020,1\n")
+    result = run("import", data, "--db", db)
+    assert result.exit_code != 0
+    monkeypatch.undo()
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM observations").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_new_workspace_is_not_created_when_input_is_rejected(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,-1\n")
+    assert run("import", bad, "--db", db).exit_code == 1
+    assert not db.exists()
+
+
+def test_dry_run_writes_nothing(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    result = run("import", *STALLS, "--db", db, "--dry-run")
+    assert result.exit_code == 0
+    assert "would add 713 observations" in result.stderr
+    assert "Nampo-Wadu" in result.stderr
+    assert not db.exists()
+
+
+def test_spelling_merged_once_is_recognised_later(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    a = write(tmp_path / "a.csv", "market,town,year,stall_area_m2\nNampo-Waudo,Nampo,2020,600\n")
+    b = write(tmp_path / "b.csv", "market,town,year,stall_area_m2\nNampo-Wadu,Nampo,2024,0\n")
+    c = write(tmp_path / "c.csv", "market,town,year,stall_area_m2\nNampo-Wadu,Nampo,2025,0\n")
+    run("import", a, "--db", db)
+    assert "taken to be 'Nampo-Waudo'" in run("import", b, "--db", db).stderr
+    third = run("import", c, "--db", db)
+    assert "merge:" not in third.stderr  # an exact alias now
+    status = run("status", "--db", db)
+    assert "Nampo-Waudo / Nampo-Wadu" in status.stdout
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM markets").fetchone()[0] == 1
+
+
+def test_strict_refuses_fuzzy_merges(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    result = run("import", *STALLS, "--db", db, "--strict")
+    assert result.exit_code == 1
+    assert "'Nampo-Wadu' looks like 'Nampo-Waudo'" in result.stderr
+    assert not db.exists()
+
+
+def test_status_lists_surveys_and_imports(tmp_path, run, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    db = tmp_path / "ws.duckdb"
+    run("import", STALLS[0], "--db", db, "--survey", "stalls")
+    result = run("status", "--db", db)
+    assert result.exit_code == 0
+    assert "stalls" in result.stdout and "stalls-2020.csv" in result.stdout
+    assert digest(STALLS[0])[:12] in result.stdout
+
+
+def test_newer_schema_is_refused(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    run("import", STALLS[0], "--db", db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    before = digest(db)
+    for args in (("report", "--db", db), ("import", STALLS[1], "--db", db)):
+        result = run(*args)
+        assert result.exit_code == 1
+        assert "newer marketdelta" in result.stderr
+    assert digest(db) == before
+
+
+def test_not_a_workspace(tmp_path, run):
+    other = tmp_path / "other.duckdb"
+    with duckdb.connect(str(other)) as con:
+        con.execute("CREATE TABLE x (a INTEGER)")
+    result = run("report", "--db", other)
+    assert result.exit_code == 1 and "not a marketdelta workspace" in result.stderr
+    junk = write(tmp_path / "junk.duckdb", "hello")
+    result = run("report", "--db", junk)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_missing_workspace_directory(tmp_path, run):
+    result = run("import", STALLS[0], "--db", tmp_path / "nowhere" / "ws.duckdb")
+    assert result.exit_code == 1
+    assert "no such directory" in result.stderr
+
+
+def _python(code: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
+    )
+
+
+def test_sigkill_mid_import_keeps_the_earlier_state(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    run("import", STALLS[0], "--db", db)
+    before = run_json("report", "--db", db)
+    big = tmp_path / "big.csv"
+    rows = "\n".join(f"Big Market #{i},Big Town,2021,{i % 997}" for i in range(20_000))
+    big.write_text("market,town,year,stall_area_m2\n" + rows + "\n")
+    child = _python(
+        f"""
+        import sys, time
+        from marketdelta.cli import main
+        from marketdelta.store import Workspace
+        original = Workspace._refresh_markets
+        def stall(self):
+            original(self)
+            print("INSIDE", flush=True)
+            time.sleep(60)
+        Workspace._refresh_markets = stall
+        sys.argv = ["marketdelta", "import", {str(big)!r}, "--db", {str(db)!r}]
+        main()
+        """
+    )
+    assert child.stdout.readline().strip() == "INSIDE"  # observations written, not committed
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert run_json("report", "--db", db) == before
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
+
+
+def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    run("import", STALLS[0], "--db", db)
+    before = digest(db)
+    holder = _python(
+        f"""
+        import duckdb, time
+        con = duckdb.connect({str(db)!r})
+        print("HOLDING", flush=True)
+        time.sleep(30)
+        """
+    )
+    try:
+        assert holder.stdout.readline().strip() == "HOLDING"
+        os.environ["MARKETDELTA_LOCK_WAIT"] = "0.5"
+        started = time.monotonic()
+        result = run("import", STALLS[1], "--db", db)
+        assert time.monotonic() - started >= 0.5
+        assert result.exit_code == 1
+        assert "in use by another marketdelta command" in result.stderr
+    finally:
+        os.environ.pop("MARKETDELTA_LOCK_WAIT", None)
+        holder.kill()
+        holder.wait()
+    assert digest(db) == before
+
+
+def test_two_concurrent_imports(tmp_path):
+    db = tmp_path / "ws.duckdb"
+    children = [
+        _python(
+            f"""
+            import sys
+            from marketdelta.cli import main
+            sys.argv = ["marketdelta", "import", {str(path)!r}, "--db", {str(db)!r}, "-q"]
+            main()
+            """,
+            MARKETDELTA_LOCK_WAIT="20",
+        )
+        for path in STALLS[:2]
+    ]
+    codes = [child.wait(timeout=60) for child in children]
+    errors = [child.stderr.read() for child in children]
+    assert all(code in (0, 1) for code in codes), errors
+    for code, error in zip(codes, errors, strict=True):
+        if code == 1:
+            assert "in use by another marketdelta command" in error
+    expected = sum(
+        len(p.read_text().strip().splitlines()) - 1
+        for p, c in zip(STALLS, codes, strict=False)
+        if c == 0
+    )
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM observations").fetchone()[0] == expected
+        assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == codes.count(0)
