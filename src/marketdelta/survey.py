@@ -84,33 +84,58 @@ def read_surveys(sources: Sequence[str | Path], options: ReadOptions | None = No
     """Read and validate several survey files into one tidy frame of observations.
 
     All files are checked before anything is returned: an `InputError` lists every problem
-    found in every file (up to a limit per file), so one run shows everything to fix.
+    found in every file (up to a limit per file), so one run shows everything to fix. The
+    files' cells are validated together, in one vectorised pass.
     """
     options = options or ReadOptions()
-    frames, problems = [], []
+    tables, problems = [], []
     for source in sources:
         try:
-            frames.append(read_survey(source, options))
+            tables.append(_raw_table(source, options))
         except InputError as error:
             problems.extend(error.problems)
     if problems:
         raise InputError(problems)
-    if not frames:
+    if not tables:
         return empty_observations()
-    return pd.concat(frames, ignore_index=True)
+    return _validate(pd.concat(tables, ignore_index=True), options)
 
 
 def read_survey(source: str | Path, options: ReadOptions | None = None) -> pd.DataFrame:
     """Read and validate one survey file (long or wide layout); `-` reads standard input."""
-    options = options or ReadOptions()
+    return read_surveys([source], options)
+
+
+def _raw_table(source: str | Path, options: ReadOptions) -> pd.DataFrame:
+    """One file's cells as text, in long layout, with the file and line of every row."""
     name = "<stdin>" if str(source) == "-" else str(source)
     text = _decode(name, _read_bytes(source, name))
     header, rows, lines = _split_rows(name, text)
     columns = _normalise_header(name, header)
-    table = pd.DataFrame(rows, columns=columns, dtype="object").assign(_line=lines)
+    table = pd.DataFrame(rows, columns=columns, dtype="object").assign(_line=lines, _file=name)
     if "stall_area_m2" not in table.columns and any(_YEAR_HEADER.match(c) for c in columns):
         table = _melt_wide(table, columns)
-    return _validate(name, table, options)
+    _require_columns(name, table, options)
+    return table
+
+
+def _require_columns(name: str, table: pd.DataFrame, options: ReadOptions) -> None:
+    found = ", ".join(c for c in table.columns if not c.startswith("_")) or "none"
+    required = {
+        "market": "add a `market` column with each market's name",
+        "stall_area_m2": "add a `stall_area_m2` column (long layout) or one column per year "
+        "named by its four digits (wide layout)",
+        "year": "add a `year` column or give the year with --year YYYY",
+    }
+    if options.year is not None:
+        del required["year"]
+    problems = [
+        Problem(name, f"required column is missing (found: {found}); {how}", 1, column)
+        for column, how in required.items()
+        if column not in table.columns
+    ]
+    if problems:
+        raise InputError(problems)
 
 
 def empty_observations() -> pd.DataFrame:
@@ -268,20 +293,8 @@ def _melt_wide(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return long.assign(_area_column=long["year"])
 
 
-def _validate(name: str, table: pd.DataFrame, options: ReadOptions) -> pd.DataFrame:
-    checker = _Checker(name, table)
-    if "market" not in table.columns:
-        checker.missing("market", "add a `market` column with each market's name")
-    if "stall_area_m2" not in table.columns:
-        checker.missing(
-            "stall_area_m2",
-            "add a `stall_area_m2` column (long layout) or one column per year named by its "
-            "four digits (wide layout)",
-        )
-    if "year" not in table.columns and options.year is None:
-        checker.missing("year", "add a `year` column or give the year with --year YYYY")
-    checker.raise_if_any()
-
+def _validate(table: pd.DataFrame, options: ReadOptions) -> pd.DataFrame:
+    checker = _Checker(table)
     area_column = table["_area_column"] if "_area_column" in table.columns else None
     observations = pd.DataFrame(
         {
@@ -300,7 +313,7 @@ def _validate(name: str, table: pd.DataFrame, options: ReadOptions) -> pd.DataFr
             "source": checker.text("source"),
             "status": checker.status(),
             "notes": checker.text("notes"),
-            "file": name,
+            "file": table["_file"],
             "line": table["_line"].astype("int64"),
         }
     )
@@ -340,53 +353,43 @@ def normalise_name(names: pd.Series) -> pd.Series:
 
 
 class _Checker:
-    """Validates the text columns of one file, collecting every problem found."""
+    """Validates the text cells of one or more files, collecting every problem found."""
 
     PER_FILE_LIMIT = 50
 
-    def __init__(self, name: str, table: pd.DataFrame):
-        self.name = name
+    def __init__(self, table: pd.DataFrame):
         self.table = table
         self.problems: list[Problem] = []
 
-    def missing(self, column: str, how: str) -> None:
-        found = ", ".join(c for c in self.table.columns if not c.startswith("_")) or "none"
-        self.problems.append(
-            Problem(
-                self.name,
-                f"required column is missing (found: {found}); {how}",
-                line=1,
-                column=column,
-            )
-        )
-
     def raise_if_any(self) -> None:
-        if self.problems:
-            ordered = sorted(self.problems, key=lambda p: p.line or 0)
-            raise InputError(ordered[: self.PER_FILE_LIMIT] + self._overflow())
-
-    def _overflow(self) -> list[Problem]:
-        hidden = len(self.problems) - self.PER_FILE_LIMIT
-        if hidden <= 0:
-            return []
-        return [Problem(self.name, f"… and {hidden} more problems in this file")]
+        if not self.problems:
+            return
+        by_file: dict[str, list[Problem]] = {}
+        for problem in sorted(self.problems, key=lambda p: (p.file, p.line or 0)):
+            by_file.setdefault(problem.file, []).append(problem)
+        shown = []
+        for file, found in by_file.items():
+            shown += found[: self.PER_FILE_LIMIT]
+            if len(found) > self.PER_FILE_LIMIT:
+                hidden = len(found) - self.PER_FILE_LIMIT
+                shown.append(Problem(file, f"… and {hidden} more problems in this file"))
+        raise InputError(shown)
 
     def flag(self, mask: pd.Series, column: str, message: str, values: pd.Series) -> None:
         bad = mask.fillna(False).to_numpy(dtype=bool)
         if not bad.any():
             return
-        lines = self.table["_line"].to_numpy()[bad]
-        shown = values.to_numpy()[bad]
-        columns = (
-            self.table["_area_column"].to_numpy()[bad]
-            if column == "stall_area_m2" and "_area_column" in self.table.columns
-            else [column] * int(bad.sum())
+        rows = self.table.loc[bad, ["_file", "_line"]].assign(
+            _value=values.to_numpy()[bad], _column=column
         )
-        for line, col, value in list(zip(lines, columns, shown, strict=True))[
-            : self.PER_FILE_LIMIT
-        ]:
+        if column == "stall_area_m2" and "_area_column" in self.table.columns:
+            rows["_column"] = self.table.loc[bad, "_area_column"].fillna(column)
+        rows = rows.groupby("_file", sort=False).head(self.PER_FILE_LIMIT + 1)
+        for file, line, value, col in rows[["_file", "_line", "_value", "_column"]].itertuples(
+            index=False
+        ):
             text = message.replace("{value}", str(value))
-            self.problems.append(Problem(self.name, text, int(line), str(col), str(value)))
+            self.problems.append(Problem(str(file), text, int(line), str(col), str(value)))
 
     def raw(self, column: str) -> pd.Series:
         if column not in self.table.columns:
@@ -549,14 +552,15 @@ class _Checker:
         )
 
     def drop_duplicates(self, observations: pd.DataFrame) -> pd.DataFrame:
-        """One market twice in one year: the same figures are collapsed, different ones refused."""
-        key = _row_identity(observations)
-        frame = observations.assign(_key=key)
-        dup = frame.duplicated(["survey", "_key", "year"], keep=False)
+        """One market twice in one year of one file: the same figures are collapsed, different
+        ones refused (across files, `sources.refuse_conflicts` does the same after matching)."""
+        keys = ["file", "survey", "_key", "year"]
+        frame = observations.assign(_key=_row_identity(observations))
+        dup = frame.duplicated(keys, keep=False)
         if not dup.any():
             return observations
         dups = frame[dup]
-        first = dups.groupby(["survey", "_key", "year"], sort=False).transform("first")
+        first = dups.groupby(keys, sort=False).transform("first")
         conflict = dups.index[
             ~(
                 _same(dups["stall_area_m2"], first["stall_area_m2"])
@@ -568,7 +572,7 @@ class _Checker:
             other = int(first.loc[index, "line"])
             self.problems.append(
                 Problem(
-                    self.name,
+                    str(row["file"]),
                     f"'{row['market']}' ({row['year']}) is already on line {other} with a "
                     "different area; keep one row per market and year",
                     int(row["line"]),
@@ -576,7 +580,7 @@ class _Checker:
                     _format_area(row["stall_area_m2"]),
                 )
             )
-        return observations[~frame.duplicated(["survey", "_key", "year"], keep="first")]
+        return observations[~frame.duplicated(keys, keep="first")]
 
 
 def _row_identity(observations: pd.DataFrame) -> pd.Series:
