@@ -25,7 +25,7 @@ def test_help_imports_nothing_heavy():
 
 
 def test_every_command_has_help(run):
-    for command in ("report", "validate"):
+    for command in ("report", "validate", "chart", "import", "status"):
         result = run(command, "--help")
         assert result.exit_code == 0
         assert "Example:" in result.stdout

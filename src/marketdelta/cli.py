@@ -200,6 +200,93 @@ def report(
         render.print_report(result, Console(highlight=False))
 
 
+CHART_KINDS = ("series", "contributors", "concentration", "map", "provinces")
+
+
+@app.command()
+def chart(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[KIND] [SOURCES]...",
+            help=f"Chart kind ({', '.join(CHART_KINDS)}; default series), then survey CSV files.",
+            show_default=False,
+        ),
+    ] = None,
+    db: DbOption = None,
+    survey: SurveyOption = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="File to write: .png, .svg or .pdf (default KIND.png)."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Replace the chart's title.")] = None,
+    dpi: Annotated[int, typer.Option("--dpi", min=50, max=1200, help="PNG resolution.")] = 200,
+    width: Annotated[
+        float | None, typer.Option("--width", min=2, max=40, help="Width in inches.")
+    ] = None,
+    height: Annotated[
+        float | None, typer.Option("--height", min=2, max=40, help="Height in inches.")
+    ] = None,
+    bars: Annotated[
+        int, typer.Option("--bars", min=1, help="Gainers and losers shown by 'contributors'.")
+    ] = 10,
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="How many markets the top share covers.")
+    ] = 4,
+    measure: Annotated[
+        Measure | None, typer.Option("--measure", help="Stall area, open-air area, or their total.")
+    ] = None,
+    min_change: Annotated[
+        float, typer.Option("--min-change", min=0, help="Changes up to this count as unchanged.")
+    ] = 0.0,
+    year: YearOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Draw a publication figure: the annual series, contributors, concentration, a map.
+
+    Example: marketdelta chart contributors --out contributors.svg
+    """
+    _check_period(start, end)
+    args = list(args or [])
+    kind = args.pop(0) if args and args[0] in CHART_KINDS else "series"
+    path = out or Path(f"{kind}.png")
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise typer.BadParameter(f"{path}: use .png, .svg or .pdf", param_hint="'--out'")
+    if (width is None) != (height is None):
+        raise typer.BadParameter("give both --width and --height", param_hint="'--width'")
+    from . import charts
+    from .report import ReportOptions, build_report
+    from .sources import load_panel
+    from .survey import ReadOptions
+
+    try:
+        panel = load_panel(args, db, ReadOptions(year=year, survey=survey))
+        result = build_report(
+            panel,
+            ReportOptions(
+                survey=survey,
+                start=start,
+                end=end,
+                top=top,
+                min_change=min_change,
+                measure=measure.value if measure else None,
+                by="province" if kind == "provinces" else None,
+            ),
+        )
+    except MarketdeltaError as error:
+        _fail(error)
+    _notify(result.notices, quiet)
+    size = (width, height) if width and height else None
+    figure = charts.figure(kind, result, title=title, size=size, bars=bars)
+    try:
+        written = charts.save(figure, path, dpi=dpi)
+    except OSError as error:
+        _fail(MarketdeltaError(f"{path}: cannot write the chart ({error.strerror})"))
+    typer.echo(str(written))
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Survey CSV files to check.")],

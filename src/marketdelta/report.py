@@ -55,6 +55,8 @@ class Comparison:
     peak_gross_additions_m2: float
     decline: float | None
     caveat: str | None
+    annual: pd.DataFrame = field(repr=False, compare=False, default_factory=pd.DataFrame)
+    title: str | None = None
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Report:
     breakdown: pd.DataFrame | None = None
     by: str | None = None
     notices: list[str] = field(default_factory=list)
+    origin: str = "files"
 
     @property
     def measure_label(self) -> str:
@@ -299,6 +302,7 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
         min_change=options.min_change,
         contributors=options.contributors,
         notices=list(panel.notices),
+        origin=panel.origin,
     )
     if options.by:
         report.by = options.by
@@ -329,4 +333,6 @@ def _comparison(
         peak_gross_additions_m2=best.gross_additions_m2,
         decline=metrics.decline(totals.avg_annual_net_m2, best.gross_additions_m2),
         caveat=caveat,
+        annual=annual,
+        title=other.title,
     )

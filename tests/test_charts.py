@@ -1,0 +1,77 @@
+"""Charts: every kind in every format, heights equal to the report, reproducible files."""
+
+from __future__ import annotations
+
+import pytest
+from matplotlib.figure import Figure
+
+from marketdelta import charts
+from marketdelta.report import ReportOptions, build_report
+from marketdelta.sources import read_demo
+
+MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
+
+
+@pytest.fixture(scope="module")
+def demo_report():
+    return build_report(read_demo(), ReportOptions(by="province"))
+
+
+@pytest.mark.parametrize("kind", charts.KINDS)
+def test_every_kind_writes_every_format(tmp_path, demo_report, kind):
+    fig = charts.figure(kind, demo_report)
+    for suffix, magic in MAGIC.items():
+        path = charts.save(fig, tmp_path / f"{kind}{suffix}", dpi=60)
+        data = path.read_bytes()
+        assert data.startswith(magic)
+        assert len(data) > 5_000
+
+
+def test_cli_writes_the_file_and_prints_its_path(tmp_path, run):
+    out = tmp_path / "c.svg"
+    result = run("chart", "contributors", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(out)
+    assert out.read_bytes().startswith(b"<?xml")
+    default = run("chart", "-q")
+    assert default.stdout.strip() == "series.png"
+    assert (tmp_path / "series.png").exists()  # the tests run in tmp_path
+
+
+def test_cli_chart_from_files(tmp_path, run):
+    from conftest import FIXTURES
+
+    out = tmp_path / "m.png"
+    result = run("chart", "map", FIXTURES / "wide.csv", "--out", out)
+    assert result.exit_code == 0, result.output
+    result = run("chart", FIXTURES / "wide.csv", "--out", tmp_path / "s.pdf")
+    assert result.exit_code == 0, result.output
+
+
+def test_cli_refuses_unknown_extension(tmp_path, run):
+    result = run("chart", "--out", tmp_path / "c.gif")
+    assert result.exit_code == 2
+
+
+def test_series_bars_are_the_reports_annual_numbers(demo_report):
+    fig = Figure()
+    ax = fig.add_subplot()
+    charts.draw_series(ax, demo_report)
+    bars = {
+        container.get_label(): [round(p.get_height()) for p in container.patches]
+        for container in ax.containers
+    }
+    national = next(v for k, v in bars.items() if "national" in k)
+    stalls = next(v for k, v in bars.items() if "'stalls'" in k)
+    assert national == [round(v) for v in demo_report.compare.annual["gross_additions_m2"]]
+    assert stalls == [round(v) for v in demo_report.annual["gross_additions_m2"]]
+    assert national[list(demo_report.compare.annual["year"]).index(2019)] == 23260
+    average = [line for line in ax.collections if "Average annual net" in str(line.get_label())]
+    assert average and average[0].get_segments()[0][0][1] == pytest.approx(1981)
+
+
+def test_svg_and_pdf_are_reproducible(tmp_path, demo_report):
+    for suffix in (".svg", ".pdf"):
+        first = charts.save(charts.figure("series", demo_report), tmp_path / f"a{suffix}")
+        second = charts.save(charts.figure("series", demo_report), tmp_path / f"b{suffix}")
+        assert first.read_bytes() == second.read_bytes()
