@@ -13,6 +13,7 @@ chosen so that the totals match the published ones exactly; see data/README.md.
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -356,6 +357,31 @@ def _write(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows(rows)
 
 
+def write_datapackage() -> None:
+    """data/datapackage.json: the demo files as a Frictionless Data Package."""
+    resources = [
+        {
+            "name": path.stem,
+            "path": f"{folder}/{path.name}",
+            "profile": "tabular-data-resource",
+            "format": "csv",
+            "encoding": "utf-8",
+            "schema": f"schemas/{folder}.schema.json",
+        }
+        for folder in ("stalls", "national")
+        for path in sorted((HERE / folder).glob("*.csv"))
+    ]
+    package = {
+        "name": "marketdelta-demo",
+        "title": "marketdelta demo surveys (calibrated illustrative data)",
+        "description": "See data/README.md: named markets carry published figures; "
+        "all other markets are synthetic.",
+        "licenses": [{"name": "CC0-1.0"}],
+        "resources": resources,
+    }
+    (HERE / "datapackage.json").write_text(json.dumps(package, indent=2) + "\n", encoding="utf-8")
+
+
 def main() -> None:
     rng = np.random.default_rng(SEED)
     synthetic = synthetic_stall_towns(rng)
@@ -363,6 +389,7 @@ def main() -> None:
     towns = named_stall_towns() + synthetic
     write_stalls(towns, rng)
     write_national(national_markets(rng), rng)
+    write_datapackage()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -117,6 +120,50 @@ def _notify(notices: list[str], quiet: bool) -> None:
         console.print(f"Note: {notice}", markup=False, soft_wrap=True, style="dim")
 
 
+@contextmanager
+def _working(description: str, quiet: bool = False) -> Iterator[None]:
+    """A progress bar on stderr for work that takes over a second (terminals only)."""
+    console = _stderr()
+    if quiet or not console.is_terminal:
+        yield
+        return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn(description),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    progress.add_task(description, total=None)
+    timer = threading.Timer(1.0, progress.start)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()
+        progress.stop()
+
+
+def _load_report(
+    sources: list[Path] | list[str], db: Path | None, year: int | None, quiet: bool, **options
+):
+    """Find the data (files, workspace or demo) and build the report the command asks for."""
+    from .report import ReportOptions, build_report
+    from .sources import load_panel
+    from .survey import ReadOptions
+
+    try:
+        with _working("Reading and computing", quiet):
+            panel = load_panel(sources, db, ReadOptions(year=year, survey=options.get("survey")))
+            return build_report(panel, ReportOptions(**options))
+    except MarketdeltaError as error:
+        _fail(error)
+
+
 def _check_period(start: int | None, end: int | None) -> None:
     if start is not None and end is not None and start > end:
         raise typer.BadParameter(f"--from {start} is after --to {end}", param_hint="'--from'")
@@ -164,29 +211,23 @@ def report(
     """
     _check_period(start, end)
     from . import render
-    from .report import ReportOptions, build_report
-    from .sources import load_panel
-    from .survey import ReadOptions
 
-    try:
-        panel = load_panel(sources or [], db, ReadOptions(year=year, survey=survey))
-        result = build_report(
-            panel,
-            ReportOptions(
-                survey=survey,
-                start=start,
-                end=end,
-                min_change=min_change,
-                top=top,
-                by=by.value if by else None,
-                compare=compare,
-                measure=measure.value if measure else None,
-                universe=universe,
-                contributors=contributors,
-            ),
-        )
-    except MarketdeltaError as error:
-        _fail(error)
+    result = _load_report(
+        sources or [],
+        db,
+        year,
+        quiet,
+        survey=survey,
+        start=start,
+        end=end,
+        min_change=min_change,
+        top=top,
+        by=by.value if by else None,
+        compare=compare,
+        measure=measure.value if measure else None,
+        universe=universe,
+        contributors=contributors,
+    )
     _notify(result.notices, quiet)
     if output is Format.json:
         sys.stdout.write(render.to_json(result))
@@ -198,6 +239,70 @@ def report(
         from rich.console import Console
 
         render.print_report(result, Console(highlight=False))
+
+
+class ExportFormat(StrEnum):
+    kml = "kml"
+    geojson = "geojson"
+    csv = "csv"
+
+
+@app.command()
+def export(
+    sources: Sources = None,
+    db: DbOption = None,
+    survey: SurveyOption = None,
+    start: FromOption = None,
+    end: ToOption = None,
+    output: Annotated[
+        ExportFormat, typer.Option("--format", "-f", help="kml (Google Earth), geojson, csv.")
+    ] = ExportFormat.kml,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="File to write (default: standard output).")
+    ] = None,
+    measure: Annotated[
+        Measure | None, typer.Option("--measure", help="Stall area, open-air area, or their total.")
+    ] = None,
+    min_change: Annotated[
+        float, typer.Option("--min-change", min=0, help="Changes up to this count as unchanged.")
+    ] = 0.0,
+    year: YearOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Export every market as a point with its period figures, for Google Earth, QGIS or a sheet.
+
+    Example: marketdelta export --format kml --out markets.kml
+    """
+    _check_period(start, end)
+    from .export import EXPORTERS, market_records, placed
+
+    result = _load_report(
+        sources or [],
+        db,
+        year,
+        quiet,
+        survey=survey,
+        start=start,
+        end=end,
+        min_change=min_change,
+        measure=measure.value if measure else None,
+    )
+    notices = list(result.notices)
+    if output is not ExportFormat.csv:
+        records = market_records(result)
+        missing = len(records) - len(placed(records))
+        if missing:
+            notices.append(f"{missing} market(s) without coordinates left out of the {output}")
+    _notify(notices, quiet)
+    text = EXPORTERS[output.value](result)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        _fail(MarketdeltaError(f"{out}: cannot write the export ({error.strerror})"))
+    typer.echo(str(out))
 
 
 CHART_KINDS = ("series", "contributors", "concentration", "map", "provinces")
@@ -257,26 +362,20 @@ def chart(
     if (width is None) != (height is None):
         raise typer.BadParameter("give both --width and --height", param_hint="'--width'")
     from . import charts
-    from .report import ReportOptions, build_report
-    from .sources import load_panel
-    from .survey import ReadOptions
 
-    try:
-        panel = load_panel(args, db, ReadOptions(year=year, survey=survey))
-        result = build_report(
-            panel,
-            ReportOptions(
-                survey=survey,
-                start=start,
-                end=end,
-                top=top,
-                min_change=min_change,
-                measure=measure.value if measure else None,
-                by="province" if kind == "provinces" else None,
-            ),
-        )
-    except MarketdeltaError as error:
-        _fail(error)
+    result = _load_report(
+        args,
+        db,
+        year,
+        quiet,
+        survey=survey,
+        start=start,
+        end=end,
+        top=top,
+        min_change=min_change,
+        measure=measure.value if measure else None,
+        by="province" if kind == "provinces" else None,
+    )
     _notify(result.notices, quiet)
     size = (width, height) if width and height else None
     figure = charts.figure(kind, result, title=title, size=size, bars=bars)
@@ -355,8 +454,7 @@ def import_(
     if declared and survey is None:
         raise typer.BadParameter("needs --survey NAME", param_hint="'--measure/--known-markets'")
     from .sources import import_path
-    from .store import SurveyDeclaration, Workspace, read_import_files
-    from .survey import ReadOptions
+    from .store import SurveyDeclaration
 
     declarations = (
         [
@@ -369,16 +467,26 @@ def import_(
     )
     path = import_path(db)
     try:
-        to_import = read_import_files(files, ReadOptions(year=year, survey=survey))
-        with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
-            plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
-        if not dry_run and (plan.new_files or declarations):
-            with Workspace.open(path, write=True) as workspace:
-                plan = workspace.plan(to_import, replace, strict, declarations)
-                workspace.apply(plan)
+        with _working("Importing", quiet):
+            plan = _import(files, path, year, survey, replace, strict, dry_run, declarations)
     except MarketdeltaError as error:
         _fail(error)
     _notify(plan.summary(dry_run) + ([] if dry_run else [f"workspace: {path}"]), quiet)
+
+
+def _import(files, path, year, survey, replace, strict, dry_run, declarations):
+    """Validate, plan against the current workspace (read-only), then write if asked."""
+    from .store import Workspace, read_import_files
+    from .survey import ReadOptions
+
+    to_import = read_import_files(files, ReadOptions(year=year, survey=survey))
+    with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
+        plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
+    if not dry_run and (plan.new_files or declarations):
+        with Workspace.open(path, write=True) as workspace:
+            plan = workspace.plan(to_import, replace, strict, declarations)
+            workspace.apply(plan)
+    return plan
 
 
 @app.command()

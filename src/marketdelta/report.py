@@ -128,6 +128,7 @@ class Report:
             ]
             .sort_values(["province", "town", "market"], na_position="last", kind="stable")
             .reset_index(drop=True)
+            .round({"dhs_growth": 6})
         )
 
     def to_dict(self) -> dict[str, Any]:

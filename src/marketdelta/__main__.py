@@ -1,0 +1,5 @@
+"""`python -m marketdelta` is the `marketdelta` command."""
+
+from .cli import main
+
+main()

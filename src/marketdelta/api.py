@@ -1,0 +1,60 @@
+"""The notebook API: read surveys, compute a report, draw a chart onto your own Axes.
+
+import marketdelta as md
+panel = md.read(["2020.csv", "2021.csv"], survey="stalls")   # or md.demo(), md.workspace(path)
+result = md.report(panel, start=2020, end=2025, min_change=20)
+result.to_frame()            # one tidy row per market
+result.to_dict()["net_m2"]   # the JSON object `marketdelta report --format json` prints
+md.draw("series", result, ax)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.axes import Axes
+
+from . import charts
+from .report import Report, ReportOptions
+from .report import build_report as _build_report
+from .sources import Panel, read_demo, read_files
+from .store import Workspace
+from .survey import ReadOptions
+from .survey import read_surveys as _read_surveys
+
+
+def read_surveys(
+    files: Sequence[str | Path], survey: str | None = None, year: int | None = None
+) -> pd.DataFrame:
+    """Read and validate survey CSVs into one tidy frame: one observation per row."""
+    return _read_surveys(files, ReadOptions(year=year, survey=survey))
+
+
+def read(files: Sequence[str | Path], survey: str | None = None, year: int | None = None) -> Panel:
+    """Read survey CSVs and match markets across them (a `Panel`, ready for `build_report`)."""
+    return read_files(files, ReadOptions(year=year, survey=survey))
+
+
+def demo() -> Panel:
+    """The bundled demo data (calibrated illustrative; see data/README.md)."""
+    return read_demo()
+
+
+def workspace(path: str | Path) -> Panel:
+    """Everything imported into a workspace database."""
+    with Workspace.open(path) as opened:
+        return opened.panel()
+
+
+def build_report(panel: Panel, **options) -> Report:
+    """Every figure for one survey and period; options as `ReportOptions` (survey, start, end,
+    min_change, top, by, compare, measure, universe, contributors)."""
+    return _build_report(panel, ReportOptions(**options))
+
+
+def draw(kind: str, result: Report, ax: Axes) -> Axes:
+    """Draw one chart kind (series, contributors, concentration, map, provinces) onto `ax`."""
+    charts.DRAWERS[kind](ax, result)
+    return ax

@@ -1,0 +1,53 @@
+"""The notebook API, and the README's notebook example run as written."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import marketdelta as md
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+def test_readme_notebook_example_runs(tmp_path, monkeypatch):
+    text = README.read_text()
+    block = re.search(r"<!-- notebook-example -->\s*```python\n(.*?)```", text, re.S)
+    assert block, "README has no notebook example"
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block.group(1), "README.md", "exec"), namespace)
+    assert namespace["result"].to_dict()["net_m2"] == 9905
+    assert (tmp_path / "series.png").exists()
+
+
+def test_api_on_files_matches_the_cli(run_json):
+    from conftest import FIXTURES
+
+    files = [FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"]
+    tidy = md.read_surveys(files)
+    assert list(tidy.columns[:3]) == ["survey", "market_id", "market"]
+    result = md.build_report(md.read(files), min_change=10)
+    assert result.to_dict() == run_json("report", *files, "--min-change", "10")
+    assert len(result.to_frame()) == 3
+
+
+def test_import_marketdelta_is_light():
+    code = "import sys, marketdelta; print('pandas' in sys.modules, marketdelta.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("False ")
+
+
+def test_no_color_and_pipes_get_no_escape_codes(tmp_path):
+    env = {"NO_COLOR": "1", "PATH": "", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "marketdelta", "report"],
+        capture_output=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert b"\x1b" not in out.stdout and b"\x1b" not in out.stderr
+    assert b"+9,905" in out.stdout
