@@ -115,7 +115,11 @@ def test_failure_while_writing_rolls_back(tmp_path, run, monkeypatch):
     monkeypatch.setattr(Workspace, "_refresh_markets", disk_full)
     data = write(tmp_path / "1.csv", "market,year,stall_area_m2\nA,2020,1\n")
     result = run("import", data, "--db", db)
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert "could not write the workspace (No space left on device); nothing was written" in (
+        result.stderr
+    )
+    assert "Traceback" not in result.output
     monkeypatch.undo()
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM observations").fetchone()[0] == 1
@@ -193,6 +197,13 @@ def test_not_a_workspace(tmp_path, run):
     junk = write(tmp_path / "junk.duckdb", "hello")
     result = run("report", "--db", junk)
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_read_only_location(run):
+    result = run("import", STALLS[0], "--db", "/proc/marketdelta-test.duckdb")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "/proc/marketdelta-test.duckdb" in result.stderr
 
 
 def test_missing_workspace_directory(tmp_path, run):

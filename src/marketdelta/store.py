@@ -361,7 +361,16 @@ class Workspace:
     # ------------------------------------------------------------------ writing
 
     def apply(self, plan: ImportPlan) -> None:
-        """Write a plan in one transaction."""
+        """Write a plan in one transaction; on any failure nothing is written."""
+        try:
+            self._apply(plan)
+        except (duckdb.Error, OSError) as error:
+            raise WorkspaceError(
+                f"{self.path}: could not write the workspace ({_first_line(str(error))}); "
+                "nothing was written. Check free disk space and permissions, then import again"
+            ) from None
+
+    def _apply(self, plan: ImportPlan) -> None:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.transaction():
             if self.is_new:

@@ -28,6 +28,7 @@ DEFAULT_SURVEY = "default"
 MAX_AREA_M2 = 1_000_000.0
 FIRST_YEAR = 1960
 MAX_FILE_BYTES = 2 * 1024**3
+MAX_COLUMNS = 10_000
 
 MARKET_COLUMNS = ["market_id", "market", "town", "province", "lat", "lon"]
 OBSERVATION_COLUMNS = [
@@ -69,6 +70,7 @@ _COORDINATES = re.compile(
     r"^\s*(?P<lat>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ns>[NSns])?\s*[,;\s]\s*"
     r"(?P<lon>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ew>[EWew])?\s*$"
 )
+_YEARLIKE = re.compile(r"^\D{0,3}(19|20)\d{2}\D{0,3}$|^\d{5,6}$")
 _DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 
 
@@ -114,9 +116,52 @@ def _raw_table(source: str | Path, options: ReadOptions) -> pd.DataFrame:
     columns = _normalise_header(name, header)
     table = pd.DataFrame(rows, columns=columns, dtype="object").assign(_line=lines, _file=name)
     if "stall_area_m2" not in table.columns and any(_YEAR_HEADER.match(c) for c in columns):
+        _refuse_yearlike_columns(name, header, columns)
+        if "year" in columns:
+            raise InputError(
+                [
+                    Problem(
+                        name,
+                        "a wide file has one column per year, so it cannot also have a 'year' "
+                        "column; remove one of the two layouts",
+                        1,
+                        "year",
+                    )
+                ]
+            )
         table = _melt_wide(table, columns)
     _require_columns(name, table, options)
     return table
+
+
+def _refuse_yearlike_columns(name: str, header: list[str], columns: list[str]) -> None:
+    """In a wide file, a column that looks like a year but is not one would silently be
+    ignored, losing that year's areas."""
+    this_year = date.today().year
+    problems = []
+    for original, column in zip(header, columns, strict=True):
+        if _YEAR_HEADER.match(column):
+            if not FIRST_YEAR <= int(column) <= this_year:
+                problems.append(
+                    Problem(
+                        name,
+                        f"year column outside {FIRST_YEAR}-{this_year}; fix the header",
+                        1,
+                        original.strip(),
+                    )
+                )
+        elif _YEARLIKE.match(column):
+            problems.append(
+                Problem(
+                    name,
+                    "column looks like a year but is not four digits, so its areas would be "
+                    "ignored; rename it to the year (e.g. 2022) or to a word",
+                    1,
+                    original.strip(),
+                )
+            )
+    if problems:
+        raise InputError(problems)
 
 
 def _require_columns(name: str, table: pd.DataFrame, options: ReadOptions) -> None:
@@ -186,7 +231,7 @@ def _decode(name: str, data: bytes) -> str:
             [
                 Problem(
                     name,
-                    f"byte 0x{data[error.start]:02x} is not UTF-8; the file looks like {guess}. "
+                    f"byte 0x{data[error.start]:02x} is not UTF-8; the file looks like {guess}: "
                     f"convert it with `iconv -f {guess} -t UTF-8 '{name}' > utf8.csv`",
                     line=line,
                 )
@@ -238,8 +283,20 @@ def _split_rows(name: str, text: str) -> tuple[list[str], list[list[str]], list[
                 )
             ]
         ) from None
-    assert header is not None  # text is not blank, so some row has content
+    if header is None:
+        raise InputError([Problem(name, "file has no header row, only empty cells", line=1)])
     width = len(header)
+    if width > MAX_COLUMNS:
+        raise InputError(
+            [
+                Problem(
+                    name,
+                    f"the header has {width:,} columns (at most {MAX_COLUMNS:,} are read); "
+                    "a survey file has one column per field or per year",
+                    line=1,
+                )
+            ]
+        )
     fitted = []
     for row, line in zip(rows, lines, strict=True):
         if len(row) > width and not any(cell.strip() for cell in row[width:]):
