@@ -96,15 +96,20 @@ def resolve_markets(
     known = known or {}
     labels = exact_labels(observations)
     keys = labels.map(lambda label: known.get(label, label)).astype("string")
-    groups = _describe_groups(observations.assign(market_key=keys))
-    merges, renames = _fuzzy_merges(groups, set(known.values()), fuzzy)
+    keyed = observations.assign(market_key=keys)
+    candidates = _fuzzy_candidates(_describe_groups(keyed))
+    merges, renames = _fuzzy_merges(_with_history(candidates, keyed), set(known.values()), fuzzy)
     if renames:
         keys = keys.replace(renames)
     return Identity(observations.assign(market_key=keys), merges)
 
 
 def _describe_groups(observations: pd.DataFrame) -> pd.DataFrame:
-    """One row per key: its first spelling, town, coordinates and the years it was seen in."""
+    """One row per key: its first spelling, town and coordinates, and its name and town keys.
+
+    The (survey, year) sets and files of a group are only needed for fuzzy candidates, so they
+    are added later, for those groups alone (`_with_history`).
+    """
     ordered = observations.sort_values(["year", "file", "line"], kind="stable")
     first = ordered.groupby("market_key", sort=True).agg(
         market=("market", "first"),
@@ -114,18 +119,47 @@ def _describe_groups(observations: pd.DataFrame) -> pd.DataFrame:
         market_id=("market_id", "first"),
         first_year=("year", "min"),
     )
+    name_key = normalise_name(first["market"]).str.replace(r"[^\w#]", "", regex=True)
+    return first.assign(
+        name_key=name_key,
+        numbers=name_key.str.findall(r"\d+").map(tuple),
+        town_key=normalise_name(first["town"]),
+    )
+
+
+def _with_history(groups: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
+    """Add to each group the (survey, year) pairs it was seen in and the files it came from."""
+    rows = observations[observations["market_key"].isin(groups.index)].sort_values(
+        ["year", "file", "line"], kind="stable"
+    )
     seen = (
-        ordered.assign(sy=ordered["survey"].astype(str) + ":" + ordered["year"].astype(str))
+        rows.assign(sy=rows["survey"].astype(str) + ":" + rows["year"].astype(str))
         .groupby("market_key", sort=True)["sy"]
         .agg(frozenset)
     )
-    files = ordered.groupby("market_key", sort=True)["file"].agg(lambda f: tuple(dict.fromkeys(f)))
-    return first.assign(
-        seen=seen,
-        files=files,
-        name_key=normalise_name(first["market"]).str.replace(r"[^\w#]", "", regex=True),
-        town_key=normalise_name(first["town"]),
-    )
+    files = rows.groupby("market_key", sort=True)["file"].agg(lambda f: tuple(dict.fromkeys(f)))
+    return groups.assign(seen=seen, files=files)
+
+
+def _fuzzy_candidates(groups: pd.DataFrame) -> pd.DataFrame:
+    """Groups that share a town, or a map cell with a neighbour, with another group whose name
+    has the same numbers: the only ones rule 3 could merge."""
+    has_town = groups["town_key"] != ""
+    by_town = groups[has_town].groupby(["town_key", "numbers"])["market"].transform("size")
+    keys = set(by_town.index[by_town > 1])
+    placed = groups[groups["lat"].notna() & groups["lon"].notna()]
+    fine_y = np.floor(placed["lat"] / _CELL_DEGREES).astype("int64")
+    fine_x = np.floor(placed["lon"] / _CELL_DEGREES).astype("int64")
+    # Points within 250 m are at most one fine cell apart in each direction, so they share a
+    # cell of at least one of four 2x2-cell grids (offset by 0 or 1 cell in y and in x).
+    for dy in (0, 1):
+        for dx in (0, 1):
+            cells = pd.DataFrame(
+                {"numbers": placed["numbers"], "y": (fine_y + dy) // 2, "x": (fine_x + dx) // 2}
+            )
+            size = cells.groupby(["numbers", "y", "x"])["y"].transform("size")
+            keys |= set(size.index[size > 1])
+    return groups.loc[sorted(keys)]
 
 
 def _fuzzy_merges(
@@ -172,7 +206,7 @@ def _candidate_pairs(rows: list) -> list[tuple]:
     by_town: dict[tuple, list[int]] = defaultdict(list)
     by_cell: dict[tuple, list[int]] = defaultdict(list)
     for i, row in enumerate(rows):
-        numbers = tuple(_NUMBERS.findall(row.name_key))
+        numbers = row.numbers
         if row.town_key:
             by_town[(row.town_key, numbers)].append(i)
         if not (pd.isna(row.lat) or pd.isna(row.lon)):

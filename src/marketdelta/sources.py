@@ -145,7 +145,10 @@ def read_demo() -> Panel:
             compare=spec.get("compare"),
         )
     observations = pd.concat(frames, ignore_index=True)
-    observations["file"] = observations["file"].map(lambda f: os.path.relpath(f, folder))
+    files = observations["file"].unique()
+    observations["file"] = (
+        observations["file"].map({f: os.path.relpath(f, folder) for f in files}).astype("string")
+    )
     return panel_from_observations(
         observations, origin="demo", surveys=surveys, default_survey=manifest.get("default")
     )

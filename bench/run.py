@@ -1,0 +1,195 @@
+"""marketdelta benchmarks: every target of issue #6 as a ratio against a baseline run here.
+
+    python bench/run.py                      # all targets, panels of 10^4, 10^5 and 10^6 markets
+    python bench/run.py --max-markets 100000 # quicker: skip the 10^6 panel
+
+Each command runs in a fresh process; the time is the median of several runs (wall clock) and
+the memory is the child's peak RSS (from wait4). Baselines run in the same script, on the same
+files, so the ratios hold on any machine. Exits non-zero only on errors, never on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+BIN = Path(PYTHON).parent
+MARKETDELTA = str(BIN / "marketdelta") if (BIN / "marketdelta").exists() else "marketdelta"
+
+DUCKDB_REPORT = """
+import json, sys, duckdb
+path, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+con = duckdb.connect()
+con.execute(f'''
+CREATE TEMP TABLE obs AS
+SELECT market, town, year, stall_area_m2 AS area
+FROM read_csv('{path}', header=true, columns={{'market':'VARCHAR','town':'VARCHAR',
+     'year':'INTEGER','stall_area_m2':'DOUBLE'}})
+WHERE stall_area_m2 IS NOT NULL AND year <= {end}''')
+annual = con.execute(f'''
+WITH f AS (SELECT year, area - lag(area) OVER (PARTITION BY market, town ORDER BY year) AS d
+           FROM obs)
+SELECT year, sum(greatest(d, 0)), sum(greatest(-d, 0)), sum(d), count(*)
+FROM f WHERE d IS NOT NULL AND year > {start} GROUP BY year ORDER BY year''').fetchall()
+period = con.execute(f'''
+WITH m AS (
+  SELECT coalesce(arg_max(area, year) FILTER (WHERE year <= {start}),
+                  arg_min(area, year) FILTER (WHERE year > {start})) AS b,
+         arg_max(area, year) AS e
+  FROM obs GROUP BY market, town)
+SELECT count(*), sum(b), sum(e), sum(greatest(e - b, 0)), sum(greatest(b - e, 0)),
+       count(*) FILTER (WHERE e > b), count(*) FILTER (WHERE e < b),
+       count(*) FILTER (WHERE b = 0 AND e > 0), count(*) FILTER (WHERE b > 0 AND e = 0)
+FROM m''').fetchone()
+print(json.dumps({"annual": annual, "period": period}, default=float))
+"""
+
+DUCKDB_LOAD = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[2])
+con.execute(f"CREATE TABLE obs AS SELECT * FROM read_csv('{sys.argv[1]}', header=true)")
+con.close()
+"""
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_mb: float
+
+
+def run(command: list[str], repeat: int = 3, cwd: Path | None = None, env=None) -> Run:
+    """Median wall time and largest peak RSS of `repeat` runs of a command."""
+    times, peaks = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=cwd, env=env
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        times.append(time.perf_counter() - start)
+        peaks.append(usage.ru_maxrss / 1024)
+        if os.waitstatus_to_exitcode(status) != 0:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise SystemExit(f"failed: {' '.join(command)}\n{error}")
+    return Run(statistics.median(times), max(peaks))
+
+
+@dataclass
+class Target:
+    name: str
+    ours: Run
+    base: Run
+    limit: float
+    memory_limit: float | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.ours.seconds / self.base.seconds
+
+    def line(self) -> str:
+        ok = self.ratio <= self.limit and (
+            self.memory_limit is None or self.ours.peak_mb <= self.memory_limit * self.base.peak_mb
+        )
+        memory = (
+            f"  RSS {self.ours.peak_mb:,.0f}/{self.base.peak_mb:,.0f} MB "
+            f"(x{self.ours.peak_mb / self.base.peak_mb:.2f}, limit x{self.memory_limit})"
+            if self.memory_limit
+            else ""
+        )
+        return (
+            f"{'PASS' if ok else 'MISS'}  {self.name:<58} {self.ours.seconds:8.3f}s "
+            f"vs {self.base.seconds:8.3f}s  x{self.ratio:5.2f} (limit x{self.limit}){memory}"
+        )
+
+
+def startup_targets(work: Path) -> list[Target]:
+    env = {**os.environ, "MARKETDELTA_DB": ""}
+    pandas = run([PYTHON, "-c", "import pandas"], repeat=7)
+    pyplot = run([PYTHON, "-c", "import pandas, matplotlib.pyplot"], repeat=5)
+    return [
+        Target("1. marketdelta --help  vs  import pandas",
+               run([MARKETDELTA, "--help"], repeat=7, cwd=work, env=env), pandas, 0.3),
+        Target("2. report (bundled demo)  vs  import pandas",
+               run([MARKETDELTA, "report", "-q"], repeat=5, cwd=work, env=env), pandas, 1.5),
+        Target("3. chart series (demo)  vs  import pandas, matplotlib.pyplot",
+               run([MARKETDELTA, "chart", "-q", "--out", str(work / "s.png")], repeat=3,
+                   cwd=work, env=env), pyplot, 1.3),
+    ]  # fmt: skip
+
+
+def panel_file(work: Path, markets: int) -> Path:
+    path = work / f"panel-{markets}.csv"
+    if not path.exists():
+        subprocess.run(
+            [PYTHON, str(HERE / "gen_panel.py"), "--markets", str(markets), "--out", str(path)],
+            check=True,
+        )
+    return path
+
+
+def big_targets(work: Path, markets: int) -> tuple[list[Target], float]:
+    path = panel_file(work, markets)
+    repeat = 1 if markets >= 1_000_000 else 3
+    ours = run([MARKETDELTA, "report", str(path), "--format", "json", "-q"], repeat, cwd=work)
+    duck = run([PYTHON, "-c", DUCKDB_REPORT, str(path), "2011", "2025"], repeat, cwd=work)
+    db = work / f"ws-{markets}.duckdb"
+    duck_db = work / f"duck-{markets}.duckdb"
+    for stale in (db, duck_db):
+        stale.unlink(missing_ok=True)
+    imported = run([MARKETDELTA, "import", str(path), "--db", str(db), "-q"], 1, cwd=work)
+    loaded = run([PYTHON, "-c", DUCKDB_LOAD, str(path), str(duck_db)], 1, cwd=work)
+    from_db = run(
+        [MARKETDELTA, "report", "--db", str(db), "--format", "json", "-q"], repeat, cwd=work
+    )
+    label = f"{markets:,} markets x 15 years"
+    targets = [
+        Target(f"4. report CSV ({label})  vs  DuckDB script", ours, duck, 1.25, 2.0),
+        Target(f"5a. report from workspace  vs  report from CSV ({label})", from_db, ours, 0.6),
+        Target(f"5b. import ({label})  vs  DuckDB read_csv into a table", imported, loaded, 2.0),
+    ]
+    observations = int(markets * 15 * 0.92)
+    return targets, ours.seconds / (observations / 1e6)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-markets", type=int, default=1_000_000)
+    parser.add_argument("--workdir", type=Path, default=None, help="Keep generated panels here.")
+    args = parser.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="marketdelta-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, work dir {work}")
+    lines = [t.line() for t in startup_targets(work)]
+    for line in lines:
+        print(line, flush=True)
+    per_million = {}
+    for markets in (10_000, 100_000, 1_000_000):
+        if markets > args.max_markets:
+            continue
+        targets, seconds_per_million = big_targets(work, markets)
+        per_million[markets] = seconds_per_million
+        for target in targets:
+            print(target.line(), flush=True)
+    if per_million:
+        middle = statistics.median(per_million.values())
+        spread = max(abs(v / middle - 1) for v in per_million.values())
+        detail = ", ".join(f"{m:,}: {s:.2f} s" for m, s in per_million.items())
+        verdict = "PASS" if spread <= 0.3 else "MISS"
+        print(f"{verdict}  6. time per million observations ({detail}); {spread:.0%} from median")
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
