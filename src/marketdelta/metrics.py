@@ -42,19 +42,23 @@ def panel_of(observations: pd.DataFrame, measure: str = "stall") -> pd.DataFrame
 def market_changes(
     panel: pd.DataFrame, start: int, end: int, min_change: float = 0.0
 ) -> pd.DataFrame:
-    """Baseline, end, change and class of every market in the period, one row per market.
+    """Baseline, end, change and class of every market in the period, one row per market."""
+    return classify(baseline_and_end(panel, start, end), min_change)
+
+
+def baseline_and_end(panel: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
+    """Each market's baseline and end observations (year and area), indexed by market key.
 
     Baseline: the latest observation at or before `start`, else the first one after it (a late
     entrant). End: the latest observation at or before `end`. Markets with no observation at or
     before `end` are left out.
     """
     window = panel[panel["year"] <= end]
-    by_market = window.groupby("market_key", sort=True)
     before = window[window["year"] <= start].groupby("market_key", sort=True).last()
     after = window[window["year"] > start].groupby("market_key", sort=True).first()
     baseline = before.combine_first(after)
-    last = by_market.last()
-    changes = pd.DataFrame(
+    last = window.groupby("market_key", sort=True).last()
+    return pd.DataFrame(
         {
             "baseline_year": baseline["year"].astype("int64"),
             "baseline_m2": baseline["area"],
@@ -62,6 +66,10 @@ def market_changes(
             "end_m2": last["area"],
         }
     )
+
+
+def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
+    """Add change, the five classes (with `--min-change` M) and the DHS growth rate."""
     change = changes["end_m2"] - changes["baseline_m2"]
     opened = (changes["baseline_m2"] == 0) & (changes["end_m2"] > 0)
     closed = (changes["baseline_m2"] > 0) & (changes["end_m2"] == 0)

@@ -268,42 +268,92 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     options = options or ReportOptions()
     survey = panel.survey(options.survey)
     measure = options.measure or survey.measure
-    observations = panel.observations_of(survey.name)
-    panel_rows = metrics.panel_of(observations, measure)
-    if panel_rows.empty:
+    rows = metrics.panel_of(panel.observations_of(survey.name), measure)
+    years = sorted(int(y) for y in rows["year"].unique())
+    start, end = period(years, options, survey, measure)
+    changes = metrics.market_changes(rows, start, end, options.min_change)
+    markets = panel.markets().join(changes, how="inner")
+    compare = None
+    name = options.compare or survey.compare
+    if name is not None and (options.compare or name in panel.survey_names):
+        other = panel.survey(name)
+        other_rows = metrics.panel_of(panel.observations_of(other.name), other.measure)
+        compare = (other, metrics.annual_series(other_rows, *_span(other_rows["year"])))
+    return assemble(
+        survey=survey,
+        measure=measure,
+        start=start,
+        end=end,
+        years=[y for y in years if start <= y <= end],
+        markets=markets,
+        annual=metrics.annual_series(rows, start, end),
+        closures=metrics.closures(rows, markets, end),
+        compare=compare,
+        options=options,
+        notices=list(panel.notices),
+        origin=panel.origin,
+    )
+
+
+def _span(years: pd.Series) -> tuple[int, int]:
+    return int(years.min()), int(years.max())
+
+
+def period(
+    years: list[int], options: ReportOptions, survey: SurveyInfo, measure: str
+) -> tuple[int, int]:
+    """FROM and TO: as asked, else the survey's first and last observed years."""
+    if not years:
         raise DataError(f"survey '{survey.name}' has no observed {MEASURE_LABELS[measure]}")
-    start = options.start if options.start is not None else int(panel_rows["year"].min())
-    end = options.end if options.end is not None else int(panel_rows["year"].max())
+    start = options.start if options.start is not None else years[0]
+    end = options.end if options.end is not None else years[-1]
     if start > end:
         raise DataError(f"--from {start} is after --to {end}; swap them")
-    changes = metrics.market_changes(panel_rows, start, end, options.min_change)
-    if changes.empty:
+    if years[0] > end:
         raise DataError(f"survey '{survey.name}' has no observations at or before {end}")
-    markets = panel.markets().join(changes, how="inner")
+    return start, end
+
+
+def assemble(
+    *,
+    survey: SurveyInfo,
+    measure: str,
+    start: int,
+    end: int,
+    years: list[int],
+    markets: pd.DataFrame,
+    annual: pd.DataFrame,
+    closures: pd.DataFrame,
+    compare: tuple[SurveyInfo, pd.DataFrame] | None,
+    options: ReportOptions,
+    notices: list[str],
+    origin: str,
+) -> Report:
+    """The report from its panel-level ingredients (per-market changes, annual series,
+    closures), however they were computed: the figures over markets are computed here."""
     totals = metrics.totals(markets, start, end)
-    annual = metrics.annual_series(panel_rows, start, end)
     known = options.universe if options.universe is not None else survey.known_markets
     report = Report(
         survey=survey,
         measure=measure,
         start=start,
         end=end,
-        years=sorted(int(y) for y in panel_rows["year"].unique() if start <= y <= end),
+        years=years,
         markets=markets,
         totals=totals,
         counts=metrics.counts(markets),
-        closures=metrics.closures(panel_rows, markets, end),
+        closures=closures,
         annual=annual,
         peak=metrics.peak(annual),
         top=metrics.top_k(markets, options.top, totals),
         concentration=metrics.concentration(markets),
         latest_imagery=metrics.latest_imagery(markets, markets["town"]),
         universe=Universe(known, len(markets) / known) if known else None,
-        compare=_comparison(panel, survey, measure, totals, options.compare),
+        compare=None if compare is None else comparison(*compare, measure, totals),
         min_change=options.min_change,
         contributors=options.contributors,
-        notices=list(panel.notices),
-        origin=panel.origin,
+        notices=notices,
+        origin=origin,
     )
     if options.by:
         report.by = options.by
@@ -311,15 +361,10 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     return report
 
 
-def _comparison(
-    panel: Panel, survey: SurveyInfo, measure: str, totals: metrics.Totals, asked: str | None
-) -> Comparison | None:
-    name = asked or survey.compare
-    if name is None or (asked is None and name not in panel.survey_names):
-        return None
-    other = panel.survey(name)
-    rows = metrics.panel_of(panel.observations_of(other.name), other.measure)
-    annual = metrics.annual_series(rows, int(rows["year"].min()), int(rows["year"].max()))
+def comparison(
+    other: SurveyInfo, annual: pd.DataFrame, measure: str, totals: metrics.Totals
+) -> Comparison:
+    """This period's average annual net against the other survey's peak gross additions."""
     best = metrics.peak(annual)
     caveat = None
     if other.measure != measure:
