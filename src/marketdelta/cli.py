@@ -152,14 +152,13 @@ def _load_report(
     sources: list[Path] | list[str], db: Path | None, year: int | None, quiet: bool, **options
 ):
     """Find the data (files, workspace or demo) and build the report the command asks for."""
-    from .report import ReportOptions, build_report
-    from .sources import load_panel
+    from .report import ReportOptions, load_report
     from .survey import ReadOptions
 
     try:
         with _working("Reading and computing", quiet):
-            panel = load_panel(sources, db, ReadOptions(year=year, survey=options.get("survey")))
-            return build_report(panel, ReportOptions(**options))
+            read = ReadOptions(year=year, survey=options.get("survey"))
+            return load_report(sources, db, read, ReportOptions(**options))
     except MarketdeltaError as error:
         _fail(error)
 

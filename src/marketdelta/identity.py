@@ -294,15 +294,13 @@ def haversine_m(lat1, lon1, lat2, lon2):
 
 
 def describe_markets(observations: pd.DataFrame) -> pd.DataFrame:
-    """One row per market: the spelling, town, province and coordinates first recorded for it,
-    and every spelling seen."""
+    """One row per market: the spelling, town, province and coordinates first recorded for it."""
     ordered = observations.sort_values(["year", "file", "line"], kind="stable")
-    grouped = ordered.groupby("market_key", sort=True)
-    return grouped.agg(
+    return ordered.groupby("market_key", sort=True).agg(
         market_id=("market_id", "first"),
         market=("market", "first"),
         town=("town", "first"),
         province=("province", "first"),
         lat=("lat", "first"),
         lon=("lon", "first"),
-    ).assign(spellings=grouped["market"].agg(lambda names: tuple(dict.fromkeys(names))))
+    )

@@ -263,6 +263,30 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def load_report(sources, db, read, options: ReportOptions) -> Report:
+    """Find the data (files, else the workspace, else the demo) and build the report.
+
+    Large files and every workspace are computed inside DuckDB (`fastpath`); the rest, and any
+    file the fast path declines, by the reference path below. Both give the same figures.
+    """
+    from . import fastpath
+    from .sources import load_panel, workspace_path
+
+    if sources:
+        if fastpath.wanted(sources):
+            fast = fastpath.report_from_files(sources, read, options)
+            if fast is not None:
+                return fast
+        return build_report(load_panel(sources, db, read), options)
+    path = workspace_path(db)
+    if path is not None and path.exists():
+        from .store import Workspace
+
+        with Workspace.open(path) as workspace:
+            return workspace.report(options)
+    return build_report(load_panel((), db, read), options)
+
+
 def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     """Every figure of one survey over one period."""
     options = options or ReportOptions()

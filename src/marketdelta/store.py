@@ -280,6 +280,26 @@ class Workspace:
             default_survey=default[0] if default else None,
         )
 
+    def report(self, options):
+        """The report for `options` (a `ReportOptions`), computed inside DuckDB."""
+        from .fastpath import report_from_workspace
+
+        names = [
+            name
+            for (name,) in self.db.execute(
+                "SELECT DISTINCT survey FROM observations ORDER BY survey"
+            ).fetchall()
+        ]
+        default = self.db.execute("SELECT value FROM meta WHERE key = 'default_survey'").fetchone()
+        return report_from_workspace(
+            self.db,
+            self.surveys(),
+            names,
+            default[0] if default else None,
+            options,
+            f"workspace {self.path}",
+        )
+
     def known_labels(self) -> dict[str, str]:
         if self.is_new:
             return {}

@@ -1,0 +1,390 @@
+"""The DuckDB fast path: large survey files and workspaces computed inside DuckDB.
+
+The reference path (`survey` → `identity` → `metrics`, in pandas) is the definition; this module
+computes the same panel-level ingredients (baseline and end per market, the annual series, the
+closed markets' histories) with SQL, so that a million markets take seconds, and hands them to
+`report.assemble`, which computes every other figure exactly as the reference path does.
+
+For files, the fast path is only taken for plain long-layout files whose every cell passes the
+same rules as `survey.py`. Anything else — a bad cell, a duplicate row, an unusual column, a
+non-ASCII name — returns None, and the caller uses the reference reader, which explains the
+problem precisely. Tests check that both paths give the same report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from . import metrics
+from .identity import _fuzzy_merges, _with_history
+from .report import Report, ReportOptions, assemble, period
+from .sources import SurveyInfo
+from .survey import (
+    DEFAULT_SURVEY,
+    FIRST_YEAR,
+    HEADER_SYNONYMS,
+    MAX_AREA_M2,
+    MAX_COLUMNS,
+    ReadOptions,
+    _sniff_delimiter,
+)
+
+FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
+FAST_BYTES_DEFAULT = 16 * 1024**2
+FAST_COLUMNS = {
+    "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
+    "source", "status", "notes",
+}  # fmt: skip
+NUMBER = r"^\+?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^\+?\.\d+$"
+SIGNED = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
+MEASURE_SQL = {
+    "stall": "stall_area_m2",
+    "open": "open_area_m2",
+    "total": "stall_area_m2 + coalesce(open_area_m2, 0)",
+}
+
+
+def wanted(sources: Sequence[str | Path]) -> bool:
+    """Are the inputs large enough for the fast path to pay off?"""
+    threshold = int(os.environ.get(FAST_BYTES_ENV, FAST_BYTES_DEFAULT))
+    paths = [Path(s) for s in sources]
+    if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
+        return False
+    return sum(p.stat().st_size for p in paths) >= threshold
+
+
+def report_from_files(
+    sources: Sequence[str | Path], read: ReadOptions, options: ReportOptions
+) -> Report | None:
+    """The report, computed in DuckDB; None when the files need the reference reader."""
+    if options.compare:
+        return None
+    con = duckdb.connect()
+    try:
+        headers = [_plain_header(Path(s), read) for s in sources]
+        if any(h is None for h in headers):
+            return None
+        if not _load_files(con, sources, headers, read):
+            return None
+        notices = _resolve_identity(con)
+        survey = SurveyInfo(read.survey or DEFAULT_SURVEY)
+        return _report(con, survey, None, options, notices, "files", describe_from="obs")
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def report_from_workspace(
+    con: duckdb.DuckDBPyConnection,
+    surveys: dict[str, SurveyInfo],
+    names: list[str],
+    default: str | None,
+    options: ReportOptions,
+    origin: str,
+) -> Report:
+    """The report on a workspace's observations, without loading them into pandas."""
+    from .sources import Panel
+
+    chooser = Panel(pd.DataFrame({"survey": names}), surveys, origin, default_survey=default)
+    survey = chooser.survey(options.survey)
+    compare = options.compare or survey.compare
+    other = None
+    if compare is not None and (options.compare or compare in chooser.survey_names):
+        other = chooser.survey(compare)
+    _observations_view(con, "obs", survey.name, "observations")
+    return _report(con, survey, other, options, [], origin, describe_from="observations")
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None:
+    """The normalised header and delimiter of a plain long-layout file, else None."""
+    with path.open("rb") as handle:
+        first = handle.readline(1 << 20)
+    try:
+        line = first.decode("utf-8-sig").rstrip("\r\n")
+    except UnicodeDecodeError:
+        return None
+    delimiter = _sniff_delimiter(line)
+    names = [HEADER_SYNONYMS.get(h, h) for h in (h.strip().lower() for h in line.split(delimiter))]
+    names = ["_".join(n.split()) for n in names]
+    if (
+        '"' in line
+        or len(names) > MAX_COLUMNS
+        or len(set(names)) != len(names)
+        or not {"market", "stall_area_m2"} <= set(names)
+        or ("year" not in names and read.year is None)
+        or any(n in ("market_id", "coordinates", "survey", "imagery_date") for n in names)
+        or any(not n for n in names)
+    ):
+        return None
+    return names, delimiter
+
+
+def _load_files(con, sources, headers, read: ReadOptions) -> bool:
+    """Read every file as text into `raw`, check every cell; False if any needs a closer look."""
+    parts = []
+    for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
+        relation = con.read_csv(
+            str(source),
+            header=True,
+            all_varchar=True,
+            delimiter=delimiter,
+            quotechar='"',
+            escapechar='"',
+            names=names,
+        )
+        view = f"file_{index}"
+        relation.create_view(view)
+        kept = [n for n in names if n in FAST_COLUMNS]
+        missing = sorted(FAST_COLUMNS - set(kept))
+        select = ", ".join([f'"{n}"' for n in kept] + [f"NULL::VARCHAR AS {n}" for n in missing])
+        parts.append(f"SELECT {select}, ? AS file FROM {view}")
+    params = [str(s) for s in sources]
+    con.execute(f"CREATE TEMP TABLE raw AS {' UNION ALL '.join(parts)}", params)
+    return _all_cells_valid(con, read) and _trimmed_table(con, read)
+
+
+def _all_cells_valid(con, read: ReadOptions) -> bool:
+    this_year = date.today().year
+    year = f"coalesce(nullif(trim(year), ''), '{read.year or ''}')"
+    rules = [
+        "market IS NULL OR trim(market) = ''",
+        f"NOT regexp_full_match({year}, '\\d{{4}}')",
+        f"regexp_full_match({year}, '\\d{{4}}') AND ({year}::INTEGER < {FIRST_YEAR} "
+        f"OR {year}::INTEGER > {this_year})",
+        "regexp_matches(coalesce(market, '') || coalesce(town, ''), '[^\\x00-\\x7F]')",
+        "lower(trim(coalesce(status, ''))) NOT IN ('', 'open', 'closed')",
+        "lower(trim(coalesce(status, ''))) = 'closed' AND "
+        "coalesce(try_cast(replace(trim(stall_area_m2), ',', '') AS DOUBLE), 0) > 0",
+        "(nullif(trim(lat), '') IS NULL) <> (nullif(trim(lon), '') IS NULL)",
+    ]
+    for column in ("stall_area_m2", "open_area_m2"):
+        value = f"nullif(trim({column}), '')"
+        rules.append(
+            f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{NUMBER}') "
+            f"OR replace({value}, ',', '')::DOUBLE > {MAX_AREA_M2})"
+        )
+    for column, limit in (("lat", 90), ("lon", 180)):
+        value = f"nullif(trim({column}), '')"
+        rules.append(
+            f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{SIGNED}') "
+            f"OR abs({value}::DOUBLE) > {limit})"
+        )
+    condition = " OR ".join(f"({r})" for r in rules)
+    bad = con.execute(f"SELECT count(*) FROM raw WHERE {condition}").fetchone()[0]
+    return bad == 0
+
+
+def _trimmed_table(con, read: ReadOptions) -> bool:
+    """Typed observations with their exact labels; False on a market twice in one year."""
+    year = f"coalesce(nullif(trim(year), ''), '{read.year or ''}')::INTEGER"
+    closed = "lower(trim(coalesce(status, ''))) = 'closed'"
+    stall = "replace(nullif(trim(stall_area_m2), ''), ',', '')::DOUBLE"
+    con.execute(
+        f"""CREATE TEMP TABLE obs_all AS
+        SELECT 'nt:' || lower(regexp_replace(trim(market), '\\s+', '', 'g')) || '|'
+                     || lower(regexp_replace(coalesce(trim(town), ''), '\\s+', '', 'g'))
+                 AS market_key,
+               trim(market) AS market, nullif(trim(town), '') AS town,
+               nullif(trim(province), '') AS province,
+               nullif(trim(lat), '')::DOUBLE AS lat, nullif(trim(lon), '')::DOUBLE AS lon,
+               NULL::VARCHAR AS market_id, {year} AS year,
+               CASE WHEN {closed} THEN coalesce({stall}, 0) ELSE {stall} END AS stall_area_m2,
+               replace(nullif(trim(open_area_m2), ''), ',', '')::DOUBLE AS open_area_m2,
+               file
+        FROM raw"""
+    )
+    twice = con.execute(
+        "SELECT count(*) FROM (SELECT 1 FROM obs_all GROUP BY market_key, year HAVING count(*) > 1)"
+    ).fetchone()[0]
+    return twice == 0
+
+
+def _resolve_identity(con) -> list[str]:
+    """Rule 3 of market identity, on the few groups that could merge; rules 1-2 are the keys."""
+    con.execute(
+        """CREATE TEMP TABLE groups AS
+        SELECT market_key,
+               arg_min(market, (year, file)) AS market,
+               arg_min(town, (year, file)) FILTER (WHERE town IS NOT NULL) AS town,
+               arg_min(lat, (year, file)) FILTER (WHERE lat IS NOT NULL) AS lat,
+               arg_min(lon, (year, file)) FILTER (WHERE lon IS NOT NULL) AS lon,
+               min(year) AS first_year
+        FROM obs_all GROUP BY market_key"""
+    )
+    candidates = con.execute(
+        """WITH g AS (
+             SELECT *, regexp_replace(lower(regexp_replace(market, '\\s+', '', 'g')),
+                                      '[^\\w#]', '', 'g') AS name_key,
+                    lower(regexp_replace(coalesce(town, ''), '\\s+', '', 'g')) AS town_key,
+                    floor(lat / 0.005)::BIGINT AS fy, floor(lon / 0.005)::BIGINT AS fx
+             FROM groups),
+           n AS (SELECT *, regexp_extract_all(name_key, '\\d+') AS numbers FROM g),
+           c AS (
+             SELECT *,
+               count(*) OVER (PARTITION BY town_key, numbers) AS by_town,
+               count(*) OVER (PARTITION BY numbers, fy // 2, fx // 2) AS c00,
+               count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, fx // 2) AS c10,
+               count(*) OVER (PARTITION BY numbers, fy // 2, (fx + 1) // 2) AS c01,
+               count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, (fx + 1) // 2) AS c11
+             FROM n)
+           SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
+                  name_key, numbers, town_key
+           FROM c
+           WHERE (town_key <> '' AND by_town > 1)
+              OR (fy IS NOT NULL AND greatest(c00, c10, c01, c11) > 1)
+           ORDER BY market_key"""
+    ).df()
+    merges, renames = ([], {}) if candidates.empty else _merge(con, candidates)
+    if renames:
+        con.register("renames", pd.DataFrame({"old": list(renames), "new": list(renames.values())}))
+        con.execute(
+            """CREATE TEMP TABLE obs_keyed AS
+            SELECT o.* REPLACE (coalesce(r.new, o.market_key) AS market_key)
+            FROM obs_all o LEFT JOIN renames r ON o.market_key = r.old"""
+        )
+    else:
+        con.execute("CREATE TEMP VIEW obs_keyed AS SELECT * FROM obs_all")
+    _observations_view(con, "obs", None, "obs_keyed")
+    return [f"merged: {merge}" for merge in merges]
+
+
+def _merge(con, candidates: pd.DataFrame):
+    """`identity._fuzzy_merges` on the candidate groups, with their history from DuckDB."""
+    groups = candidates.assign(numbers=candidates["numbers"].map(tuple)).set_index("market_key")
+    con.register("candidate_keys", candidates[["market_key"]])
+    history = con.execute(
+        "SELECT market_key, 'survey' AS survey, year, file, 0 AS line FROM obs_all "
+        "WHERE market_key IN (SELECT market_key FROM candidate_keys)"
+    ).df()
+    return _fuzzy_merges(_with_history(groups, history), set(), True)
+
+
+def _observations_view(con, name: str, survey: str | None, table: str) -> None:
+    where = "WHERE survey = $survey" if survey is not None else ""
+    sql = f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {table} {where}"
+    if survey is not None:
+        # Views cannot keep parameters: the survey name is quoted as an SQL string literal.
+        sql = sql.replace("$survey", "'" + survey.replace("'", "''") + "'")
+    con.execute(sql)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _report(
+    con,
+    survey: SurveyInfo,
+    other: SurveyInfo | None,
+    options: ReportOptions,
+    notices: list[str],
+    origin: str,
+    describe_from: str,
+) -> Report:
+    """`report.build_report` on the view `obs`; markets are described from `describe_from`
+    (all of a workspace's observations, as the reference path does)."""
+    measure = options.measure or survey.measure
+    area = MEASURE_SQL[measure]
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, {area} AS area "
+        "FROM obs WHERE area IS NOT NULL"
+    )
+    years = [y for (y,) in con.execute("SELECT DISTINCT year FROM panel ORDER BY year").fetchall()]
+    start, end = period(years, options, survey, measure)
+    changes = metrics.classify(_baseline_and_end(con, start, end), options.min_change)
+    markets = _describe_markets(con, describe_from).join(changes, how="inner")
+    closed = changes.index[changes["closed"]]
+    con.register("closed_keys", pd.DataFrame({"market_key": closed}))
+    closed_rows = con.execute(
+        "SELECT market_key, year, area FROM panel WHERE market_key IN "
+        "(SELECT market_key FROM closed_keys) ORDER BY market_key, year"
+    ).df()
+    compare = None
+    if other is not None:
+        _observations_view(con, "other_obs", other.name, "observations")
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW other_panel AS SELECT market_key, year, "
+            f"{MEASURE_SQL[other.measure]} AS area FROM other_obs WHERE area IS NOT NULL"
+        )
+        first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchone()
+        compare = (other, _annual(con, "other_panel", first, last))
+    return assemble(
+        survey=survey,
+        measure=measure,
+        start=start,
+        end=end,
+        years=[y for y in years if start <= y <= end],
+        markets=markets,
+        annual=_annual(con, "panel", start, end),
+        closures=metrics.closures(closed_rows, markets, end),
+        compare=compare,
+        options=options,
+        notices=notices,
+        origin=origin,
+    )
+
+
+def _baseline_and_end(con, start: int, end: int) -> pd.DataFrame:
+    """`metrics.baseline_and_end`, in SQL."""
+    frame = con.execute(
+        """SELECT market_key,
+             coalesce(max(year) FILTER (WHERE year <= $start),
+                      min(year) FILTER (WHERE year > $start)) AS baseline_year,
+             coalesce(arg_max(area, year) FILTER (WHERE year <= $start),
+                      arg_min(area, year) FILTER (WHERE year > $start)) AS baseline_m2,
+             max(year) AS end_year,
+             arg_max(area, year) AS end_m2
+           FROM panel WHERE year <= $end GROUP BY market_key ORDER BY market_key""",
+        {"start": start, "end": end},
+    ).df()
+    return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")
+
+
+def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
+    """`metrics.annual_series`, in SQL."""
+    flows = con.execute(
+        f"""WITH f AS (
+             SELECT year, area - lag(area) OVER (PARTITION BY market_key ORDER BY year) AS d
+             FROM {table} WHERE year <= $end)
+           SELECT year, coalesce(sum(greatest(d, 0)), 0) AS gross_additions_m2,
+                  coalesce(sum(greatest(-d, 0)), 0) AS gross_reductions_m2,
+                  count(*) AS markets_observed
+           FROM f WHERE year > $start GROUP BY year""",
+        {"start": start, "end": end},
+    ).df()
+    years = pd.Index(range(start + 1, end + 1), name="year")
+    series = (
+        flows.astype({"year": "int64"})
+        .set_index("year")
+        .reindex(years, fill_value=0)
+        .astype({"gross_additions_m2": "float64", "gross_reductions_m2": "float64"})
+        .astype({"markets_observed": "int64"})
+    )
+    return series.assign(
+        net_m2=series["gross_additions_m2"] - series["gross_reductions_m2"]
+    ).reset_index()[
+        ["year", "gross_additions_m2", "gross_reductions_m2", "net_m2", "markets_observed"]
+    ]
+
+
+def _describe_markets(con, table: str) -> pd.DataFrame:
+    """`identity.describe_markets`, in SQL (first non-blank value in year and file order)."""
+    first = ", ".join(
+        f"arg_min({c}, (year, file)) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        for c in ("market_id", "market", "town", "province", "lat", "lon")
+    )
+    frame = con.execute(
+        f"SELECT market_key, {first} FROM {table} GROUP BY market_key ORDER BY market_key"
+    ).df()
+    return frame.astype(
+        {"market_id": "string", "market": "string", "town": "string", "province": "string"}
+    ).set_index("market_key")

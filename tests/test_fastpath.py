@@ -1,0 +1,90 @@
+"""The DuckDB fast path gives exactly the reference path's report, or declines."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES, write
+
+from marketdelta import fastpath
+from marketdelta.report import ReportOptions, build_report
+from marketdelta.sources import read_files
+from marketdelta.survey import ReadOptions
+
+BENCH = Path(__file__).parents[1] / "bench"
+
+
+def both(paths, read=None, **options):
+    read = read or ReadOptions()
+    opts = ReportOptions(**options)
+    fast = fastpath.report_from_files(paths, read, opts)
+    assert fast is not None, "the fast path declined"
+    return fast.to_dict(), build_report(read_files(paths, read), opts).to_dict()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    path = tmp_path_factory.mktemp("panel") / "panel.csv"
+    subprocess.run(
+        [sys.executable, str(BENCH / "gen_panel.py"), "--markets", "300", "--out", str(path)],
+        check=True,
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"min_change": 50}, {"start": 2014, "end": 2020, "top": 7, "by": "town"}, {"end": 2012}],
+)
+def test_generated_panel(generated, options):
+    fast, reference = both([generated], **options)
+    assert fast == reference
+
+
+def test_hand_made_files():
+    fast, reference = both([FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"])
+    assert fast == reference
+
+
+def test_messy_but_valid_file(tmp_path):
+    data = write(
+        tmp_path / "m.csv",
+        " Market ,Town,Year,Stall Area M2,Status,Open_Area_m2,Extra\n"
+        'A,T,2020,"1,200",open,10,x\nA,T,2022,1300,,,\n'
+        "Hadang Market #2,P,2020,100,,,\nHadang Market #3,P,2020,90,,,\n"
+        "Hadang Market #2,P,2022,150,,,\nHadang Market #3,P,2022,80,,,\n"
+        "Nampo-Waudo,N,2020,600,,,\nNampo-Wadu,N,2024,,closed,,\nB,T,2024,,,,\n",
+    )
+    for measure in ("stall", "open", "total"):
+        fast, reference = both([data], measure=measure)
+        assert fast == reference
+    report = fastpath.report_from_files([data], ReadOptions(), ReportOptions())
+    assert any("Wadu" in n for n in report.notices)  # the fuzzy merge, found in SQL too
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "market,year,stall_area_m2\nA,2020,-1\n",  # a bad cell
+        "market,year,stall_area_m2\nA,2020,1\nA,2020,2\n",  # a market twice in a year
+        'market,year,stall_area_m2,coordinates\nA,2020,1,"39.1, 125.1"\n',  # unusual column
+        "market,2020,2021\nA,1,2\n",  # wide layout
+        "market,year,stall_area_m2\nCafé,2020,1\n",  # non-ASCII name
+    ],
+)
+def test_declines_what_it_does_not_handle(tmp_path, text):
+    path = write(tmp_path / "x.csv", text)
+    assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
+
+
+def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monkeypatch):
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    good = FIXTURES / "long-2020.csv"
+    assert run("report", good, FIXTURES / "long-2022.csv", "--format", "json").exit_code == 0
+    bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,1\nB,2020,x\n")
+    result = run("report", bad)
+    assert result.exit_code == 1
+    assert f"{bad}:3: column 'stall_area_m2': value 'x' — not a number" in result.stderr
