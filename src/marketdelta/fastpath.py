@@ -154,34 +154,43 @@ def _load_files(con, sources, headers, read: ReadOptions) -> bool:
 
 
 def _all_cells_valid(con, read: ReadOptions) -> bool:
+    """The rules of `survey.py`, checked on each column's distinct values (few, for most)."""
     this_year = date.today().year
-    year = f"coalesce(nullif(trim(year), ''), '{read.year or ''}')"
-    rules = [
-        "market IS NULL OR trim(market) = ''",
-        f"NOT regexp_full_match({year}, '\\d{{4}}')",
-        f"regexp_full_match({year}, '\\d{{4}}') AND ({year}::INTEGER < {FIRST_YEAR} "
-        f"OR {year}::INTEGER > {this_year})",
-        "regexp_matches(coalesce(market, '') || coalesce(town, ''), '[^\\x00-\\x7F]')",
-        "lower(trim(coalesce(status, ''))) NOT IN ('', 'open', 'closed')",
-        "lower(trim(coalesce(status, ''))) = 'closed' AND "
-        "coalesce(try_cast(replace(trim(stall_area_m2), ',', '') AS DOUBLE), 0) > 0",
-        "(nullif(trim(lat), '') IS NULL) <> (nullif(trim(lon), '') IS NULL)",
-    ]
+    default_year = read.year or ""
+    checks = {
+        "market": "market IS NULL OR trim(market) = '' OR regexp_matches(market, '[^ -~]')",
+        "town": "regexp_matches(town, '[^ -~]')",
+        "year": rf"""NOT regexp_full_match(coalesce(nullif(trim(year), ''), '{default_year}'),
+                                            '\d{{4}}')
+                    OR coalesce(nullif(trim(year), ''), '{default_year}')::INTEGER
+                       NOT BETWEEN {FIRST_YEAR} AND {this_year}""",
+        "status": "lower(trim(status)) NOT IN ('', 'open', 'closed')",
+    }
     for column in ("stall_area_m2", "open_area_m2"):
         value = f"nullif(trim({column}), '')"
-        rules.append(
+        checks[column] = (
             f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{NUMBER}') "
             f"OR replace({value}, ',', '')::DOUBLE > {MAX_AREA_M2})"
         )
     for column, limit in (("lat", 90), ("lon", 180)):
         value = f"nullif(trim({column}), '')"
-        rules.append(
+        checks[column] = (
             f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{SIGNED}') "
             f"OR abs({value}::DOUBLE) > {limit})"
         )
-    condition = " OR ".join(f"({r})" for r in rules)
-    bad = con.execute(f"SELECT count(*) FROM raw WHERE {condition}").fetchone()[0]
-    return bad == 0
+    for column, condition in checks.items():
+        found = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT {column} FROM raw) WHERE {condition}"
+        ).fetchone()[0]
+        if found:
+            return False
+    across = [
+        "lower(trim(coalesce(status, ''))) = 'closed' AND "
+        "coalesce(try_cast(replace(trim(stall_area_m2), ',', '') AS DOUBLE), 0) > 0",
+        "(nullif(trim(lat), '') IS NULL) <> (nullif(trim(lon), '') IS NULL)",
+    ]
+    condition = " OR ".join(f"({c})" for c in across)
+    return con.execute(f"SELECT count(*) FROM raw WHERE {condition}").fetchone()[0] == 0
 
 
 def _trimmed_table(con, read: ReadOptions) -> bool:
@@ -191,9 +200,8 @@ def _trimmed_table(con, read: ReadOptions) -> bool:
     stall = "replace(nullif(trim(stall_area_m2), ''), ',', '')::DOUBLE"
     con.execute(
         f"""CREATE TEMP TABLE obs_all AS
-        SELECT 'nt:' || lower(regexp_replace(trim(market), '\\s+', '', 'g')) || '|'
-                     || lower(regexp_replace(coalesce(trim(town), ''), '\\s+', '', 'g'))
-                 AS market_key,
+        SELECT 'nt:' || lower(replace(market, ' ', '')) || '|'
+                     || lower(replace(coalesce(town, ''), ' ', '')) AS market_key,
                trim(market) AS market, nullif(trim(town), '') AS town,
                nullif(trim(province), '') AS province,
                nullif(trim(lat), '')::DOUBLE AS lat, nullif(trim(lon), '')::DOUBLE AS lon,
@@ -214,10 +222,10 @@ def _resolve_identity(con) -> list[str]:
     con.execute(
         """CREATE TEMP TABLE groups AS
         SELECT market_key,
-               arg_min(market, (year, file)) AS market,
-               arg_min(town, (year, file)) FILTER (WHERE town IS NOT NULL) AS town,
-               arg_min(lat, (year, file)) FILTER (WHERE lat IS NOT NULL) AS lat,
-               arg_min(lon, (year, file)) FILTER (WHERE lon IS NOT NULL) AS lon,
+               arg_min(market, year) AS market,
+               arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
+               arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
+               arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon,
                min(year) AS first_year
         FROM obs_all GROUP BY market_key"""
     )
@@ -301,7 +309,9 @@ def _report(
     years = [y for (y,) in con.execute("SELECT DISTINCT year FROM panel ORDER BY year").fetchall()]
     start, end = period(years, options, survey, measure)
     changes = metrics.classify(_baseline_and_end(con, start, end), options.min_change)
-    markets = _describe_markets(con, describe_from).join(changes, how="inner")
+    # A file market has one row a year; a workspace market may have one per survey and year.
+    order = "(year, file)" if describe_from == "observations" else "year"
+    markets = _describe_markets(con, describe_from, order).join(changes, how="inner")
     closed = changes.index[changes["closed"]]
     con.register("closed_keys", pd.DataFrame({"market_key": closed}))
     closed_rows = con.execute(
@@ -376,10 +386,10 @@ def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
     ]
 
 
-def _describe_markets(con, table: str) -> pd.DataFrame:
-    """`identity.describe_markets`, in SQL (first non-blank value in year and file order)."""
+def _describe_markets(con, table: str, order: str) -> pd.DataFrame:
+    """`identity.describe_markets`, in SQL (first non-blank value in `order`)."""
     first = ", ".join(
-        f"arg_min({c}, (year, file)) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
         for c in ("market_id", "market", "town", "province", "lat", "lon")
     )
     frame = con.execute(
