@@ -130,7 +130,8 @@ def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None
 
 
 def _load_files(con, sources, headers, read: ReadOptions) -> bool:
-    """Read every file as text into `raw`, check every cell; False if any needs a closer look."""
+    """Read every file into `obs_all` in one pass, typed, with each row's exact label; False if
+    any cell breaks a rule of `survey.py` (the reference reader will then explain it)."""
     parts = []
     for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
         relation = con.read_csv(
@@ -141,80 +142,68 @@ def _load_files(con, sources, headers, read: ReadOptions) -> bool:
             quotechar='"',
             escapechar='"',
             names=names,
+            filename=True,
         )
         view = f"file_{index}"
         relation.create_view(view)
         kept = [n for n in names if n in FAST_COLUMNS]
         missing = sorted(FAST_COLUMNS - set(kept))
-        select = ", ".join([f'"{n}"' for n in kept] + [f"NULL::VARCHAR AS {n}" for n in missing])
-        parts.append(f"SELECT {select}, ? AS file FROM {view}")
-    params = [str(s) for s in sources]
-    con.execute(f"CREATE TEMP TABLE raw AS {' UNION ALL '.join(parts)}", params)
-    return _all_cells_valid(con, read) and _trimmed_table(con, read)
-
-
-def _all_cells_valid(con, read: ReadOptions) -> bool:
-    """The rules of `survey.py`, checked on each column's distinct values (few, for most)."""
-    this_year = date.today().year
-    default_year = read.year or ""
-    checks = {
-        "market": "market IS NULL OR trim(market) = '' OR regexp_matches(market, '[^ -~]')",
-        "town": "regexp_matches(town, '[^ -~]')",
-        "year": rf"""NOT regexp_full_match(coalesce(nullif(trim(year), ''), '{default_year}'),
-                                            '\d{{4}}')
-                    OR coalesce(nullif(trim(year), ''), '{default_year}')::INTEGER
-                       NOT BETWEEN {FIRST_YEAR} AND {this_year}""",
-        "status": "lower(trim(status)) NOT IN ('', 'open', 'closed')",
-    }
-    for column in ("stall_area_m2", "open_area_m2"):
-        value = f"nullif(trim({column}), '')"
-        checks[column] = (
-            f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{NUMBER}') "
-            f"OR replace({value}, ',', '')::DOUBLE > {MAX_AREA_M2})"
+        select = ", ".join(
+            [f"nullif(trim(\"{n}\"), '') AS {n}" for n in kept]
+            + [f"NULL::VARCHAR AS {n}" for n in missing]
         )
-    for column, limit in (("lat", 90), ("lon", 180)):
-        value = f"nullif(trim({column}), '')"
-        checks[column] = (
-            f"{value} IS NOT NULL AND (NOT regexp_full_match({value}, '{SIGNED}') "
-            f"OR abs({value}::DOUBLE) > {limit})"
-        )
-    for column, condition in checks.items():
-        found = con.execute(
-            f"SELECT count(*) FROM (SELECT DISTINCT {column} FROM raw) WHERE {condition}"
-        ).fetchone()[0]
-        if found:
-            return False
-    across = [
-        "lower(trim(coalesce(status, ''))) = 'closed' AND "
-        "coalesce(try_cast(replace(trim(stall_area_m2), ',', '') AS DOUBLE), 0) > 0",
-        "(nullif(trim(lat), '') IS NULL) <> (nullif(trim(lon), '') IS NULL)",
-    ]
-    condition = " OR ".join(f"({c})" for c in across)
-    return con.execute(f"SELECT count(*) FROM raw WHERE {condition}").fetchone()[0] == 0
-
-
-def _trimmed_table(con, read: ReadOptions) -> bool:
-    """Typed observations with their exact labels; False on a market twice in one year."""
-    year = f"coalesce(nullif(trim(year), ''), '{read.year or ''}')::INTEGER"
-    closed = "lower(trim(coalesce(status, ''))) = 'closed'"
-    stall = "replace(nullif(trim(stall_area_m2), ''), ',', '')::DOUBLE"
+        parts.append(f"SELECT {select}, filename AS file FROM {view}")
+    con.execute(f"CREATE TEMP VIEW raw AS {' UNION ALL '.join(parts)}")
+    year = f"coalesce(year, '{read.year or ''}')"
+    stall = "replace(stall_area_m2, ',', '')::DOUBLE"
     con.execute(
         f"""CREATE TEMP TABLE obs_all AS
         SELECT 'nt:' || lower(replace(market, ' ', '')) || '|'
                      || lower(replace(coalesce(town, ''), ' ', '')) AS market_key,
-               trim(market) AS market, nullif(trim(town), '') AS town,
-               nullif(trim(province), '') AS province,
-               nullif(trim(lat), '')::DOUBLE AS lat, nullif(trim(lon), '')::DOUBLE AS lon,
-               NULL::VARCHAR AS market_id, {year} AS year,
-               CASE WHEN {closed} THEN coalesce({stall}, 0) ELSE {stall} END AS stall_area_m2,
-               replace(nullif(trim(open_area_m2), ''), ',', '')::DOUBLE AS open_area_m2,
+               market, town, province, lat::DOUBLE AS lat, lon::DOUBLE AS lon,
+               NULL::VARCHAR AS market_id, {year}::INTEGER AS year,
+               CASE WHEN lower(status) = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END
+                   AS stall_area_m2,
+               replace(open_area_m2, ',', '')::DOUBLE AS open_area_m2,
                file
-        FROM raw"""
+        FROM raw WHERE NOT ({_broken_rule(read)})"""
     )
+    if _count_rows(con, "obs_all") != _count_rows(con, "raw"):
+        return False
     twice = con.execute(
         "SELECT count(*) FROM (SELECT 1 FROM obs_all GROUP BY market_key, year HAVING count(*) > 1)"
     ).fetchone()[0]
     return twice == 0
+
+
+def _count_rows(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def _broken_rule(read: ReadOptions) -> str:
+    """True for a row that `survey.py` would refuse (cells already trimmed, blank as NULL)."""
+    year = f"coalesce(year, '{read.year or ''}')"
+    rules = [
+        "market IS NULL OR regexp_matches(market, '[^ -~]')",
+        "regexp_matches(coalesce(town, ''), '[^ -~]')",
+        f"length({year}) <> 4 OR coalesce(try_cast({year} AS INTEGER), 0) "
+        f"NOT BETWEEN {FIRST_YEAR} AND {date.today().year}",
+        "lower(coalesce(status, '')) NOT IN ('', 'open', 'closed')",
+        "lower(coalesce(status, '')) = 'closed' "
+        "AND coalesce(try_cast(replace(stall_area_m2, ',', '') AS DOUBLE), 0) > 0",
+        "(lat IS NULL) <> (lon IS NULL)",
+    ]
+    for column in ("stall_area_m2", "open_area_m2"):
+        rules.append(
+            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{NUMBER}') "
+            f"OR replace({column}, ',', '')::DOUBLE > {MAX_AREA_M2})"
+        )
+    for column, limit in (("lat", 90), ("lon", 180)):
+        rules.append(
+            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{SIGNED}') "
+            f"OR abs({column}::DOUBLE) > {limit})"
+        )
+    return " OR ".join(f"({r})" for r in rules)
 
 
 def _resolve_identity(con) -> list[str]:
@@ -278,12 +267,13 @@ def _merge(con, candidates: pd.DataFrame):
 
 
 def _observations_view(con, name: str, survey: str | None, table: str) -> None:
-    where = "WHERE survey = $survey" if survey is not None else ""
-    sql = f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM {table} {where}"
+    """A view `name` of `table`, for one survey (filtered with an expression, not SQL text)."""
+    relation = con.table(table)
     if survey is not None:
-        # Views cannot keep parameters: the survey name is quoted as an SQL string literal.
-        sql = sql.replace("$survey", "'" + survey.replace("'", "''") + "'")
-    con.execute(sql)
+        relation = relation.filter(
+            duckdb.ColumnExpression("survey") == duckdb.ConstantExpression(survey)
+        )
+    con.register(name, relation)
 
 
 # ----------------------------------------------------------------------------- figures
