@@ -195,3 +195,22 @@ def test_a_huge_field_fails_clearly(run, tmp_path):
     result = run("validate", path)
     assert result.exit_code == 1
     assert "malformed" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(
+    not __import__("os").environ.get("MARKETDELTA_SLOW_TESTS"),
+    reason="optional: set MARKETDELTA_SLOW_TESTS=1 (generates a 200 MB file)",
+)
+def test_a_200_megabyte_file_works(tmp_path, run):
+    import subprocess
+    import sys
+
+    path = tmp_path / "big.csv"
+    generator = Path(__file__).parents[1] / "bench" / "gen_panel.py"
+    subprocess.run(
+        [sys.executable, str(generator), "--markets", "400000", "--out", str(path)], check=True
+    )
+    assert path.stat().st_size > 190 * 1024**2
+    result = run("report", path, "--format", "json", "-q")
+    assert result.exit_code == 0, result.output
+    assert '"markets": 400000' in result.stdout

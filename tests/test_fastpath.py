@@ -88,3 +88,49 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
     result = run("report", bad)
     assert result.exit_code == 1
     assert f"{bad}:3: column 'stall_area_m2': value 'x' — not a number" in result.stderr
+
+
+def _table(db: Path, sql: str) -> list:
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_fast_import_stores_what_the_reference_import_stores(tmp_path, run, monkeypatch, generated):
+    fast_db, slow_db = tmp_path / "fast.duckdb", tmp_path / "slow.duckdb"
+    args = ["--survey", "panel", "--known-markets", "400"]
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    result = run("import", generated, "--db", fast_db, *args)
+    assert result.exit_code == 0, result.output
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", str(10**12))
+    assert run("import", generated, "--db", slow_db, *args).exit_code == 0
+    columns = (
+        "survey, market_key, year, market, town, stall_area_m2, open_area_m2, status, file, line"
+    )
+    query = f"SELECT {columns} FROM observations ORDER BY market_key, year"
+    assert _table(fast_db, query) == _table(slow_db, query)
+    for sql in (
+        "SELECT label, market_key, spelling FROM aliases ORDER BY label",
+        "SELECT * FROM markets ORDER BY market_key",
+        "SELECT file, sha256, rows, added, survey FROM imports",
+        "SELECT * FROM surveys",
+    ):
+        assert _table(fast_db, sql) == _table(slow_db, sql)
+    reports = [run("report", "--db", db, "--format", "json").stdout for db in (fast_db, slow_db)]
+    assert reports[0] == reports[1]
+
+
+def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypatch):
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    db = tmp_path / "ws.duckdb"
+    first = write(tmp_path / "a.csv", "market,town,year,stall_area_m2\nNampo-Waudo,N,2020,600\n")
+    later = write(tmp_path / "b.csv", "market,town,year,stall_area_m2\nNampo-Wadu,N,2024,0\n")
+    assert run("import", first, "--db", db).exit_code == 0
+    merged = run("import", later, "--db", db)
+    assert "taken to be 'Nampo-Waudo'" in merged.stderr  # a fuzzy partner: reference import
+    assert "already imported" in run("import", later, "--db", db).stderr
+    bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,x\n")
+    fresh = tmp_path / "new.duckdb"
+    assert run("import", bad, "--db", fresh).exit_code == 1
+    assert not fresh.exists()

@@ -475,10 +475,21 @@ def import_(
 
 def _import(files, path, year, survey, replace, strict, dry_run, declarations):
     """Validate, plan against the current workspace (read-only), then write if asked."""
+    from . import fastpath
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
 
-    to_import = read_import_files(files, ReadOptions(year=year, survey=survey))
+    read = ReadOptions(year=year, survey=survey)
+    if not (dry_run or replace or strict) and fastpath.wanted(files):
+        fresh = not path.exists()
+        with Workspace.open(path, write=True) as workspace:
+            fast = fastpath.import_files(workspace, files, read, declarations)
+        if fast is not None:
+            return fast
+        if fresh:  # declined: leave no trace of the attempt
+            for leftover in (path, path.with_name(path.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+    to_import = read_import_files(files, read)
     with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
         plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
     if not dry_run and (plan.new_files or declarations):

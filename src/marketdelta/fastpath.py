@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from .survey import (
 )
 
 FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
-FAST_BYTES_DEFAULT = 16 * 1024**2
+FAST_BYTES_DEFAULT = 1024**2
 FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
     "source", "status", "notes",
@@ -83,6 +84,116 @@ def report_from_files(
         return None
     finally:
         con.close()
+
+
+@dataclass
+class FastImport:
+    """What a fast import did, summarised like `store.ImportPlan.summary`."""
+
+    files: int
+    added: int
+    merges: list[str]
+
+    def summary(self, dry_run: bool = False) -> list[str]:
+        return [f"{self.files} file(s): added {self.added} observations, replaced 0, "
+                "0 already present", *self.merges]  # fmt: skip
+
+
+def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImport | None:
+    """Import large plain files inside DuckDB, in one transaction; None when the reference
+    import must decide (already imported, rows already in the workspace, possible fuzzy
+    merges, anything the fast reader declines)."""
+    from .store import file_sha256
+
+    con = workspace.db
+    headers = [_plain_header(Path(s), read) for s in sources]
+    if any(h is None for h in headers):
+        return None
+    hashes = [file_sha256(s) for s in sources]
+    if set(hashes) & workspace.imported_hashes() or len(set(hashes)) != len(hashes):
+        return None
+    if not all(_one_line_per_row(Path(s)) for s in sources):
+        return None
+    try:
+        if not _keyed_rows(con, sources, headers, read, existing=not workspace.is_new):
+            return None
+    except duckdb.Error:
+        return None
+    survey = read.survey or DEFAULT_SURVEY
+    added = workspace.apply_fast(survey, list(sources), hashes, declarations)
+    return FastImport(len(sources), added, [])
+
+
+def _keyed_rows(con, sources, headers, read: ReadOptions, existing: bool) -> bool:
+    """Load the files into `keyed` (rows with their market keys and lines); False when the
+    reference import must decide."""
+    if not _load_files(con, sources, headers, read):
+        return False
+    con.execute(
+        f"""CREATE TEMP TABLE keyed AS
+        SELECT o.*, o.market_key AS label,
+               {"coalesce(a.market_key, o.market_key)" if existing else "o.market_key"} AS key,
+               o.rowid - min(o.rowid) OVER (PARTITION BY o.file) + 2 AS line
+        FROM obs_all o {"LEFT JOIN aliases a ON a.label = o.market_key" if existing else ""}"""
+    )
+    twice = "SELECT count(*) FROM (SELECT 1 FROM keyed GROUP BY key, year HAVING count(*) > 1)"
+    if con.execute(twice).fetchall()[0][0] or _fuzzy_partners(con, existing):
+        return False
+    survey = read.survey or DEFAULT_SURVEY
+    clash = (
+        "SELECT count(*) FROM keyed k JOIN observations o "
+        "ON o.survey = ? AND o.market_key = k.key AND o.year = k.year"
+    )
+    return not (existing and con.execute(clash, [survey]).fetchall()[0][0])
+
+
+def _one_line_per_row(path: Path) -> bool:
+    """No blank lines and no line breaks inside quotes, so a row's line is its position."""
+    lines, last = 0, b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+            joined = last + block  # a blank line may straddle two blocks
+            if b"\n\n" in joined or b"\n\r\n" in joined or b'"' in block:
+                return False
+            last = block[-1:]
+    return lines > 0 and last == b"\n"
+
+
+def _fuzzy_partners(con, existing: bool) -> bool:
+    """Could rule 3 merge a new market with another (new or already in the workspace)?"""
+    old, new_only = "", ""
+    if existing:
+        old = "UNION ALL SELECT market_key, name, town, lat, lon, false FROM markets"
+        new_only = "WHERE key NOT IN (SELECT market_key FROM markets)"
+    return bool(
+        con.execute(
+            rf"""WITH g AS (
+                 SELECT key, arg_min(market, year) AS market,
+                        arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
+                        arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
+                        arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon, true AS new
+                 FROM keyed {new_only} GROUP BY key
+                 {old}),
+               n AS (
+                 SELECT *, lower(replace(coalesce(town, ''), ' ', '')) AS town_key,
+                        regexp_extract_all(market, '\d+') AS numbers,
+                        floor(lat / 0.005)::BIGINT AS fy, floor(lon / 0.005)::BIGINT AS fx
+                 FROM g),
+               c AS (
+                 SELECT new,
+                   count(*) OVER (PARTITION BY town_key, numbers) AS by_town, town_key, fy,
+                   greatest(count(*) OVER (PARTITION BY numbers, fy // 2, fx // 2),
+                            count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, fx // 2),
+                            count(*) OVER (PARTITION BY numbers, fy // 2, (fx + 1) // 2),
+                            count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, (fx + 1) // 2))
+                       AS by_cell
+                 FROM n)
+               SELECT count(*) FROM c
+               WHERE new AND ((town_key <> '' AND by_town > 1)
+                              OR (fy IS NOT NULL AND by_cell > 1))"""
+        ).fetchone()[0]
+    )
 
 
 def report_from_workspace(
@@ -149,7 +260,7 @@ def _load_files(con, sources, headers, read: ReadOptions) -> bool:
             filename=True,
         )
         view = f"file_{index}"
-        relation.create_view(view)
+        con.register(view, relation)
         kept = [n for n in names if n in FAST_COLUMNS]
         missing = sorted(FAST_COLUMNS - set(kept))
         select = ", ".join(
@@ -170,7 +281,8 @@ def _load_files(con, sources, headers, read: ReadOptions) -> bool:
                CASE WHEN lower(status) = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END
                    AS stall_area_m2,
                try_cast(replace(open_area_m2, ',', '') AS DOUBLE) AS open_area_m2,
-               file, {_broken_rule(read)} AS broken
+               CASE WHEN lower(status) IN ('open', 'closed') THEN lower(status) END AS status,
+               source, notes, file, {_broken_rule(read)} AS broken
         FROM raw"""
     )
     return not con.execute("SELECT bool_or(broken) FROM obs_all").fetchone()[0]

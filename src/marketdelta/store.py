@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -380,37 +381,23 @@ class Workspace:
 
     # ------------------------------------------------------------------ writing
 
-    def apply(self, plan: ImportPlan) -> None:
-        """Write a plan in one transaction; on any failure nothing is written."""
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """One transaction; a database or disk failure rolls it back and says so."""
         try:
-            self._apply(plan)
+            with self.transaction():
+                yield
         except (duckdb.Error, OSError) as error:
             raise WorkspaceError(
                 f"{self.path}: could not write the workspace ({_first_line(str(error))}); "
                 "nothing was written. Check free disk space and permissions, then import again"
             ) from None
 
-    def _apply(self, plan: ImportPlan) -> None:
+    def apply(self, plan: ImportPlan) -> None:
+        """Write a plan in one transaction; on any failure nothing is written."""
         now = datetime.now(UTC).replace(tzinfo=None)
-        with self.transaction():
-            if self.is_new:
-                for statement in SCHEMA:
-                    self.db.execute(statement)
-                self._set_version()
-            for info in plan.surveys:
-                self._declare_survey(info)
-            for name in sorted(set(plan.added["survey"].dropna())):
-                self.db.execute(
-                    "INSERT INTO surveys (name) VALUES (?) ON CONFLICT DO NOTHING", [name]
-                )
-            first_survey = (plan.surveys[0].name if plan.surveys else None) or next(
-                iter(plan.added["survey"].dropna()), None
-            )
-            if first_survey:  # the workspace's main survey: the first one imported
-                self.db.execute(
-                    "INSERT INTO meta VALUES ('default_survey', ?) ON CONFLICT DO NOTHING",
-                    [first_survey],
-                )
+        with self.writing():
+            self._prepare(plan.surveys, sorted(set(plan.added["survey"].dropna())))
             ids = self._record_imports(plan, now)
             if not plan.replaced.empty:
                 self._record_replacements(plan.replaced, ids)
@@ -428,6 +415,72 @@ class Workspace:
             )
             self.db.unregister("new_labels")
             self._refresh_markets()
+
+    def _prepare(self, declarations: Sequence[SurveyDeclaration], surveys: list[str]) -> None:
+        """The schema for a new workspace, the surveys declared or seen, the main survey."""
+        if self.is_new:
+            for statement in SCHEMA:
+                self.db.execute(statement)
+            self._set_version()
+        for info in declarations:
+            self._declare_survey(info)
+        for name in surveys:
+            self.db.execute("INSERT INTO surveys (name) VALUES (?) ON CONFLICT DO NOTHING", [name])
+        first = (declarations[0].name if declarations else None) or next(iter(surveys), None)
+        if first:  # the workspace's main survey: the first one imported
+            self.db.execute(
+                "INSERT INTO meta VALUES ('default_survey', ?) ON CONFLICT DO NOTHING", [first]
+            )
+
+    def apply_fast(
+        self,
+        survey: str,
+        files: list,
+        hashes: list[str],
+        declarations: Sequence[SurveyDeclaration],
+    ) -> int:
+        """Write the fast path's temporary table `keyed` (see `fastpath.import_files`) in one
+        transaction; returns the number of observations added."""
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self.writing():
+            self._prepare(declarations, [survey])
+            start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()[
+                0
+            ][0]
+            ids = pd.DataFrame(
+                {
+                    "file": [str(f) for f in files],
+                    "import_id": range(start + 1, start + 1 + len(files)),
+                }
+            )
+            self.db.register("import_ids", ids)
+            for (file, import_id), sha in zip(ids.itertuples(index=False), hashes, strict=True):
+                rows = self.db.execute(
+                    "SELECT count(*) FROM keyed WHERE file = ?", [file]
+                ).fetchone()[0]
+                self.db.execute(
+                    "INSERT INTO imports VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                    [import_id, file, sha, rows, rows, survey, now, __version__],
+                )
+            self.db.execute(
+                """INSERT INTO observations (survey, market_key, year, market_id, market, town,
+                     province, lat, lon, stall_area_m2, open_area_m2, imagery_date, source,
+                     status, notes, file, line, import_id)
+                   SELECT ?, k.key, k.year, NULL, k.market, k.town, k.province, k.lat, k.lon,
+                          k.stall_area_m2, k.open_area_m2, NULL, k.source, k.status, k.notes,
+                          k.file, k.line, i.import_id
+                   FROM keyed k JOIN import_ids i USING (file)""",
+                [survey],
+            )
+            self.db.execute(
+                """INSERT INTO aliases
+                   SELECT label, any_value(key), arg_min(market, (year, line)), min(i.import_id)
+                   FROM keyed JOIN import_ids i USING (file)
+                   GROUP BY label ON CONFLICT DO NOTHING"""
+            )
+            self._refresh_markets()
+            added = self.db.execute("SELECT count(*) FROM keyed").fetchall()[0][0]
+        return added
 
     def _declare_survey(self, info: SurveyDeclaration) -> None:
         self.db.execute(
