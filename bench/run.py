@@ -138,7 +138,7 @@ def panel_file(work: Path, markets: int) -> Path:
     return path
 
 
-def big_targets(work: Path, markets: int, with_import: bool) -> tuple[list[Target], float]:
+def big_targets(work: Path, markets: int) -> tuple[list[Target], float]:
     path = panel_file(work, markets)
     repeat = 1 if markets >= 1_000_000 else 3
     ours = run([MARKETDELTA, "report", str(path), "--format", "json", "-q"], repeat, cwd=work)
@@ -165,8 +165,6 @@ def big_targets(work: Path, markets: int, with_import: bool) -> tuple[list[Targe
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-markets", type=int, default=1_000_000)
-    parser.add_argument("--max-import-markets", type=int, default=100_000,
-                        help="Largest panel to import (import has no fast path yet).")  # fmt: skip
     parser.add_argument("--workdir", type=Path, default=None, help="Keep generated panels here.")
     args = parser.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="marketdelta-bench-"))
@@ -179,9 +177,7 @@ def main() -> None:
     for markets in (10_000, 100_000, 1_000_000):
         if markets > args.max_markets:
             continue
-        targets, seconds_per_million = big_targets(
-            work, markets, markets <= args.max_import_markets
-        )
+        targets, seconds_per_million = big_targets(work, markets)
         per_million[markets] = seconds_per_million
         for target in targets:
             print(target.line(), flush=True)

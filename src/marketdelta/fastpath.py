@@ -70,7 +70,9 @@ def report_from_files(
     """The report, computed in DuckDB; None when the files need the reference reader."""
     if options.compare:
         return None
-    con = duckdb.connect()
+    from .store import quiet_connection
+
+    con = quiet_connection()
     try:
         headers = [_plain_header(Path(s), read) for s in sources]
         if any(h is None for h in headers):
@@ -414,10 +416,14 @@ def _report(
     )
     years = [y for (y,) in con.execute("SELECT DISTINCT year FROM panel ORDER BY year").fetchall()]
     start, end = period(years, options, survey, measure)
-    changes = metrics.classify(_baseline_and_end(con, start, end), options.min_change)
     # A file market has one row a year; a workspace market may have one per survey and year.
     order = "(year, file)" if describe_from == "observations" else "year"
-    markets = _describe_markets(con, describe_from, order).join(changes, how="inner")
+    workspace = describe_from == "observations"
+    described = _describe_markets(
+        con, describe_from, order, area, survey.name if workspace else None, start, end
+    )
+    changes = metrics.classify(described[BASELINE_END], options.min_change)
+    markets = described.drop(columns=BASELINE_END).join(changes, how="inner")
     closed = changes.index[changes["closed"]]
     con.register("closed_keys", pd.DataFrame({"market_key": closed}))
     closed_rows = con.execute(
@@ -449,20 +455,48 @@ def _report(
     )
 
 
-def _baseline_and_end(con, start: int, end: int) -> pd.DataFrame:
-    """`metrics.baseline_and_end`, in SQL."""
+BASELINE_END = ["baseline_year", "baseline_m2", "end_year", "end_m2"]
+
+
+def _describe_markets(
+    con, table: str, order: str, area: str, survey: str | None, start: int, end: int
+) -> pd.DataFrame:
+    """`identity.describe_markets` and `metrics.baseline_and_end` in one pass over `table`.
+
+    A workspace's markets are described from all its surveys, as in the reference path; the
+    baseline and end come from the rows of `survey` with an observed `area`, up to `end`.
+    """
+    first = ", ".join(
+        f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        for c in ("market_id", "market", "town", "province", "lat", "lon")
+    )
+    mine = f"({area}) IS NOT NULL AND year <= $end" + (
+        " AND survey = $survey" if survey is not None else ""
+    )
+    parameters = {"start": start, "end": end} | ({"survey": survey} if survey else {})
     frame = con.execute(
-        """SELECT market_key,
-             coalesce(max(year) FILTER (WHERE year <= $start),
-                      min(year) FILTER (WHERE year > $start)) AS baseline_year,
-             coalesce(arg_max(area, year) FILTER (WHERE year <= $start),
-                      arg_min(area, year) FILTER (WHERE year > $start)) AS baseline_m2,
-             max(year) AS end_year,
-             arg_max(area, year) AS end_m2
-           FROM panel WHERE year <= $end GROUP BY market_key ORDER BY market_key""",
-        {"start": start, "end": end},
+        f"""SELECT market_key, {first},
+              coalesce(max(year) FILTER (WHERE {mine} AND year <= $start),
+                       min(year) FILTER (WHERE {mine} AND year > $start)) AS baseline_year,
+              coalesce(arg_max({area}, year) FILTER (WHERE {mine} AND year <= $start),
+                       arg_min({area}, year) FILTER (WHERE {mine} AND year > $start))
+                  AS baseline_m2,
+              max(year) FILTER (WHERE {mine}) AS end_year,
+              arg_max({area}, year) FILTER (WHERE {mine}) AS end_m2
+            FROM {table} GROUP BY market_key
+            HAVING count(*) FILTER (WHERE {mine}) > 0 ORDER BY market_key""",
+        parameters,
     ).df()
-    return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")
+    return frame.astype(
+        {
+            "market_id": "string",
+            "market": "string",
+            "town": "string",
+            "province": "string",
+            "baseline_year": "int64",
+            "end_year": "int64",
+        }
+    ).set_index("market_key")
 
 
 def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
@@ -494,17 +528,3 @@ def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
     ).reset_index()[
         ["year", "gross_additions_m2", "gross_reductions_m2", "net_m2", "markets_observed"]
     ]
-
-
-def _describe_markets(con, table: str, order: str) -> pd.DataFrame:
-    """`identity.describe_markets`, in SQL (first non-blank value in `order`)."""
-    first = ", ".join(
-        f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
-        for c in ("market_id", "market", "town", "province", "lat", "lon")
-    )
-    frame = con.execute(
-        f"SELECT market_key, {first} FROM {table} GROUP BY market_key ORDER BY market_key"
-    ).df()
-    return frame.astype(
-        {"market_id": "string", "market": "string", "town": "string", "province": "string"}
-    ).set_index("market_key")

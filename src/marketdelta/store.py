@@ -169,7 +169,7 @@ class Workspace:
     @classmethod
     def empty(cls, path: str | Path) -> Workspace:
         """An empty, in-memory stand-in for a workspace that does not exist yet (for planning)."""
-        return cls(Path(path), duckdb.connect(":memory:"), write=False)
+        return cls(Path(path), quiet_connection(":memory:"), write=False)
 
     @classmethod
     def open(cls, path: str | Path, write: bool = False) -> Workspace:
@@ -564,7 +564,7 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + float(os.environ.get(LOCK_WAIT_ENV, "5"))
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return quiet_connection(str(path), read_only=read_only)
         except duckdb.IOException as error:
             text = str(error)
             if "lock" not in text.lower():
@@ -582,6 +582,14 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"{path}: not a marketdelta workspace or not readable "
                 f"({_first_line(str(error))}); choose another path with --db"
             ) from None
+
+
+def quiet_connection(database: str = ":memory:", read_only: bool = False):
+    """A DuckDB connection that never draws its own progress bar (it would land in our
+    output, e.g. in the middle of a JSON report)."""
+    connection = duckdb.connect(database, read_only=read_only)
+    connection.execute("SET enable_progress_bar = false")
+    return connection
 
 
 def _first_line(text: str) -> str:
