@@ -134,3 +134,17 @@ def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypat
     fresh = tmp_path / "new.duckdb"
     assert run("import", bad, "--db", fresh).exit_code == 1
     assert not fresh.exists()
+
+
+def test_near_spellings_on_the_map_are_merged_on_both_paths(tmp_path):
+    data = write(
+        tmp_path / "geo.csv",
+        "market,town,lat,lon,year,stall_area_m2\n"
+        "Chongro Market,A,39.00000,125.00000,2020,100\n"
+        "Chongro Markt,B,39.00150,125.00100,2023,140\n"
+        "Far Market,C,39.10000,125.10000,2020,10\n"
+        "Far Markett,D,39.20000,125.20000,2023,10\n",
+    )
+    fast, reference = both([data])
+    assert fast == reference
+    assert fast["markets"] == 3  # the first pair is within 250 m; the second is not

@@ -23,7 +23,7 @@ import duckdb
 import pandas as pd
 
 from . import metrics
-from .identity import _fuzzy_merges, _with_history
+from .identity import CELL_DEGREES, fuzzy_merges, with_history
 from .report import Report, ReportOptions, assemble, period
 from .sources import SurveyInfo
 from .survey import (
@@ -32,8 +32,10 @@ from .survey import (
     HEADER_SYNONYMS,
     MAX_AREA_M2,
     MAX_COLUMNS,
+    NUMBER_PATTERN,
+    SIGNED_PATTERN,
     ReadOptions,
-    _sniff_delimiter,
+    sniff_delimiter,
 )
 
 FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
@@ -42,8 +44,6 @@ FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
     "source", "status", "notes",
 }  # fmt: skip
-NUMBER = r"^\+?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?$|^\+?\.\d+$"
-SIGNED = r"^[+-]?(\d+(\.\d*)?|\.\d+)$"
 MEASURE_SQL = {
     "stall": "stall_area_m2",
     "open": "open_area_m2",
@@ -168,34 +168,39 @@ def _fuzzy_partners(con, existing: bool) -> bool:
     if existing:
         old = "UNION ALL SELECT market_key, name, town, lat, lon, false FROM markets"
         new_only = "WHERE key NOT IN (SELECT market_key FROM markets)"
-    return bool(
-        con.execute(
-            rf"""WITH g AS (
-                 SELECT key, arg_min(market, year) AS market,
-                        arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
-                        arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
-                        arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon, true AS new
-                 FROM keyed {new_only} GROUP BY key
-                 {old}),
-               n AS (
-                 SELECT *, lower(replace(coalesce(town, ''), ' ', '')) AS town_key,
-                        regexp_extract_all(market, '\d+') AS numbers,
-                        floor(lat / 0.005)::BIGINT AS fy, floor(lon / 0.005)::BIGINT AS fx
-                 FROM g),
-               c AS (
-                 SELECT new,
-                   count(*) OVER (PARTITION BY town_key, numbers) AS by_town, town_key, fy,
-                   greatest(count(*) OVER (PARTITION BY numbers, fy // 2, fx // 2),
-                            count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, fx // 2),
-                            count(*) OVER (PARTITION BY numbers, fy // 2, (fx + 1) // 2),
-                            count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, (fx + 1) // 2))
-                       AS by_cell
-                 FROM n)
-               SELECT count(*) FROM c
-               WHERE new AND ((town_key <> '' AND by_town > 1)
-                              OR (fy IS NOT NULL AND by_cell > 1))"""
-        ).fetchone()[0]
+    groups = f"""(SELECT key, arg_min(market, year) AS market,
+                         arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
+                         arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
+                         arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon, true AS new
+                  FROM keyed {new_only} GROUP BY key {old})"""
+    query = f"SELECT count(*) FROM ({_with_candidate_flag(groups)}) WHERE new AND candidate"
+    return bool(con.execute(query).fetchall()[0][0])
+
+
+def _with_candidate_flag(source: str) -> str:
+    """SQL for the groups of `source` (market, town, lat, lon, ...) with their `name_key`,
+    `town_key`, `numbers` and `candidate`: could rule 3 pair the group with another one (same
+    town, or a neighbouring map cell, and the same numbers in the name)? Over-inclusive by
+    design; `identity.fuzzy_merges` decides."""
+    by_cell = ", ".join(
+        f"count(*) OVER (PARTITION BY numbers, (fy + {dy}) // 2, (fx + {dx}) // 2)"
+        for dy in (0, 1)
+        for dx in (0, 1)
     )
+    return rf"""WITH named AS (
+          SELECT *,
+            regexp_replace(lower(replace(market, ' ', '')), '[^\w#]', '', 'g') AS name_key,
+            lower(replace(coalesce(town, ''), ' ', '')) AS town_key,
+            floor(lat / {CELL_DEGREES})::BIGINT AS fy, floor(lon / {CELL_DEGREES})::BIGINT AS fx
+          FROM {source}),
+        numbered AS (SELECT *, regexp_extract_all(name_key, '\d+') AS numbers FROM named),
+        counted AS (
+          SELECT *, count(*) OVER (PARTITION BY town_key, numbers) AS by_town,
+                 greatest({by_cell}) AS by_cell
+          FROM numbered)
+        SELECT * EXCLUDE (fy, fx, by_town, by_cell),
+               (town_key <> '' AND by_town > 1) OR (fy IS NOT NULL AND by_cell > 1) AS candidate
+        FROM counted"""
 
 
 def report_from_workspace(
@@ -230,7 +235,7 @@ def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None
         line = first.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
         return None
-    delimiter = _sniff_delimiter(line)
+    delimiter = sniff_delimiter(line)
     names = [HEADER_SYNONYMS.get(h, h) for h in (h.strip().lower() for h in line.split(delimiter))]
     names = ["_".join(n.split()) for n in names]
     if (
@@ -313,12 +318,12 @@ def _broken_rule(read: ReadOptions) -> str:
     ]
     for column in ("stall_area_m2", "open_area_m2"):
         rules.append(
-            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{NUMBER}') "
+            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{NUMBER_PATTERN}') "
             f"OR replace({column}, ',', '')::DOUBLE > {MAX_AREA_M2})"
         )
     for column, limit in (("lat", 90), ("lon", 180)):
         rules.append(
-            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{SIGNED}') "
+            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{SIGNED_PATTERN}') "
             f"OR abs({column}::DOUBLE) > {limit})"
         )
     return "(" + " OR ".join(f"({r})" for r in rules) + ")"
@@ -337,27 +342,9 @@ def _resolve_identity(con) -> list[str]:
         FROM obs_all GROUP BY market_key"""
     )
     candidates = con.execute(
-        """WITH g AS (
-             SELECT *, regexp_replace(lower(regexp_replace(market, '\\s+', '', 'g')),
-                                      '[^\\w#]', '', 'g') AS name_key,
-                    lower(regexp_replace(coalesce(town, ''), '\\s+', '', 'g')) AS town_key,
-                    floor(lat / 0.005)::BIGINT AS fy, floor(lon / 0.005)::BIGINT AS fx
-             FROM groups),
-           n AS (SELECT *, regexp_extract_all(name_key, '\\d+') AS numbers FROM g),
-           c AS (
-             SELECT *,
-               count(*) OVER (PARTITION BY town_key, numbers) AS by_town,
-               count(*) OVER (PARTITION BY numbers, fy // 2, fx // 2) AS c00,
-               count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, fx // 2) AS c10,
-               count(*) OVER (PARTITION BY numbers, fy // 2, (fx + 1) // 2) AS c01,
-               count(*) OVER (PARTITION BY numbers, (fy + 1) // 2, (fx + 1) // 2) AS c11
-             FROM n)
-           SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
+        f"""SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
                   name_key, numbers, town_key
-           FROM c
-           WHERE (town_key <> '' AND by_town > 1)
-              OR (fy IS NOT NULL AND greatest(c00, c10, c01, c11) > 1)
-           ORDER BY market_key"""
+           FROM ({_with_candidate_flag("groups")}) WHERE candidate ORDER BY market_key"""
     ).df()
     merges, renames = ([], {}) if candidates.empty else _merge(con, candidates)
     if renames:
@@ -374,14 +361,14 @@ def _resolve_identity(con) -> list[str]:
 
 
 def _merge(con, candidates: pd.DataFrame):
-    """`identity._fuzzy_merges` on the candidate groups, with their history from DuckDB."""
+    """`identity.fuzzy_merges` on the candidate groups, with their history from DuckDB."""
     groups = candidates.assign(numbers=candidates["numbers"].map(tuple)).set_index("market_key")
     con.register("candidate_keys", candidates[["market_key"]])
     history = con.execute(
         "SELECT market_key, 'survey' AS survey, year, file, 0 AS line FROM obs_all "
         "WHERE market_key IN (SELECT market_key FROM candidate_keys)"
     ).df()
-    return _fuzzy_merges(_with_history(groups, history), set(), True)
+    return fuzzy_merges(with_history(groups, history), set(), True)
 
 
 def _observations_view(con, name: str, survey: str | None, table: str) -> None:

@@ -26,7 +26,7 @@ import pandas as pd
 from .survey import normalise_name
 
 NEAR_METRES = 250.0
-_CELL_DEGREES = 0.005  # larger than 250 m in latitude and (below 60°N) in longitude
+CELL_DEGREES = 0.005  # larger than 250 m in latitude and (below 60°N) in longitude
 _NUMBERS = re.compile(r"\d+")
 
 
@@ -98,7 +98,7 @@ def resolve_markets(
     keys = labels.map(lambda label: known.get(label, label)).astype("string")
     keyed = observations.assign(market_key=keys)
     candidates = _fuzzy_candidates(_describe_groups(keyed))
-    merges, renames = _fuzzy_merges(_with_history(candidates, keyed), set(known.values()), fuzzy)
+    merges, renames = fuzzy_merges(with_history(candidates, keyed), set(known.values()), fuzzy)
     if renames:
         keys = keys.replace(renames)
     return Identity(observations.assign(market_key=keys), merges)
@@ -108,7 +108,7 @@ def _describe_groups(observations: pd.DataFrame) -> pd.DataFrame:
     """One row per key: its first spelling, town and coordinates, and its name and town keys.
 
     The (survey, year) sets and files of a group are only needed for fuzzy candidates, so they
-    are added later, for those groups alone (`_with_history`).
+    are added later, for those groups alone (`with_history`).
     """
     ordered = observations.sort_values(["year", "file", "line"], kind="stable")
     first = ordered.groupby("market_key", sort=True).agg(
@@ -127,7 +127,7 @@ def _describe_groups(observations: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _with_history(groups: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
+def with_history(groups: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
     """Add to each group the (survey, year) pairs it was seen in and the files it came from."""
     rows = observations[observations["market_key"].isin(groups.index)].sort_values(
         ["year", "file", "line"], kind="stable"
@@ -148,8 +148,8 @@ def _fuzzy_candidates(groups: pd.DataFrame) -> pd.DataFrame:
     by_town = groups[has_town].groupby(["town_key", "numbers"])["market"].transform("size")
     keys = set(by_town.index[by_town > 1])
     placed = groups[groups["lat"].notna() & groups["lon"].notna()]
-    fine_y = np.floor(placed["lat"] / _CELL_DEGREES).astype("int64")
-    fine_x = np.floor(placed["lon"] / _CELL_DEGREES).astype("int64")
+    fine_y = np.floor(placed["lat"] / CELL_DEGREES).astype("int64")
+    fine_x = np.floor(placed["lon"] / CELL_DEGREES).astype("int64")
     # Points within 250 m are at most one fine cell apart in each direction, so they share a
     # cell of at least one of four 2x2-cell grids (offset by 0 or 1 cell in y and in x).
     for dy in (0, 1):
@@ -162,7 +162,7 @@ def _fuzzy_candidates(groups: pd.DataFrame) -> pd.DataFrame:
     return groups.loc[sorted(keys)]
 
 
-def _fuzzy_merges(
+def fuzzy_merges(
     groups: pd.DataFrame, pinned: set[str], apply: bool
 ) -> tuple[list[Merge], dict[str, str]]:
     """Rule 3: near-identical spellings in the same town or within 250 m."""
@@ -276,7 +276,7 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def _cell(lat: float, lon: float) -> tuple[int, int]:
-    return math.floor(lat / _CELL_DEGREES), math.floor(lon / _CELL_DEGREES)
+    return math.floor(lat / CELL_DEGREES), math.floor(lon / CELL_DEGREES)
 
 
 def _distance_m(a, b) -> float:

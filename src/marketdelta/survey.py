@@ -64,8 +64,11 @@ KNOWN_COLUMNS = {
 HEADER_SYNONYMS = {"latitude": "lat", "longitude": "lon", "lng": "lon", "coords": "coordinates"}
 
 _YEAR_HEADER = re.compile(r"^\d{4}$")
-_NUMBER = re.compile(r"^[+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^[+]?\.\d+$")
-_SIGNED = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+# Shared with the DuckDB fast path (RE2 reads the same syntax).
+NUMBER_PATTERN = r"^\+?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^\+?\.\d+$"
+SIGNED_PATTERN = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
+_NUMBER = re.compile(NUMBER_PATTERN)
+_SIGNED = re.compile(SIGNED_PATTERN)
 _COORDINATES = re.compile(
     r"^\s*(?P<lat>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ns>[NSns])?\s*[,;\s]\s*"
     r"(?P<lon>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ew>[EWew])?\s*$"
@@ -249,7 +252,7 @@ def _guess_encoding(data: bytes) -> str:
     return "CP949" if paired.sum() * 2 >= high.sum() * 0.8 else "CP1252"
 
 
-def _sniff_delimiter(first_line: str) -> str:
+def sniff_delimiter(first_line: str) -> str:
     counts = {d: first_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > 0 else ","
@@ -257,7 +260,7 @@ def _sniff_delimiter(first_line: str) -> str:
 
 def _split_rows(name: str, text: str) -> tuple[list[str], list[list[str]], list[int]]:
     """Parse CSV text into a header and rows, keeping the line on which each row starts."""
-    delimiter = _sniff_delimiter(text.split("\n", 1)[0])
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
