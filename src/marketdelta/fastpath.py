@@ -216,10 +216,7 @@ def report_from_workspace(
 
     chooser = Panel(pd.DataFrame({"survey": names}), surveys, origin, default_survey=default)
     survey = chooser.survey(options.survey)
-    compare = options.compare or survey.compare
-    other = None
-    if compare is not None and (options.compare or compare in chooser.survey_names):
-        other = chooser.survey(compare)
+    other = chooser.comparison_for(survey, options.compare)
     _observations_view(con, "obs", survey.name, "observations")
     return _report(con, survey, other, options, [], origin, describe_from="observations")
 

@@ -298,9 +298,8 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     changes = metrics.market_changes(rows, start, end, options.min_change)
     markets = panel.markets().join(changes, how="inner")
     compare = None
-    name = options.compare or survey.compare
-    if name is not None and (options.compare or name in panel.survey_names):
-        other = panel.survey(name)
+    other = panel.comparison_for(survey, options.compare)
+    if other is not None:
         other_rows = metrics.panel_of(panel.observations_of(other.name), other.measure)
         compare = (other, metrics.annual_series(other_rows, *_span(other_rows["year"])))
     return assemble(

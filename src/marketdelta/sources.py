@@ -64,6 +64,14 @@ class Panel:
             )
         return self.surveys.get(name, SurveyInfo(name))
 
+    def comparison_for(self, survey: SurveyInfo, asked: str | None) -> SurveyInfo | None:
+        """The survey to compare with: the one asked for, else the survey's declared one when
+        it is in the data."""
+        name = asked or survey.compare
+        if name is None or (asked is None and name not in self.survey_names):
+            return None
+        return self.survey(name)
+
     def observations_of(self, survey: str) -> pd.DataFrame:
         return self.observations[self.observations["survey"] == survey]
 
