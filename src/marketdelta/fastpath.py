@@ -400,9 +400,13 @@ def _report(
     )
     years = [y for (y,) in con.execute("SELECT DISTINCT year FROM panel ORDER BY year").fetchall()]
     start, end = period(years, options, survey, measure)
-    # A file market has one row a year; a workspace market may have one per survey and year.
-    order = "(year, file)" if describe_from == "observations" else "year"
+    # A market has one row a year in one survey; ties in year only arise across surveys.
     workspace = describe_from == "observations"
+    several = (
+        workspace
+        and con.execute("SELECT count(DISTINCT survey) > 1 FROM observations").fetchall()[0][0]
+    )
+    order = "(year, file)" if several else "year"
     described = _describe_markets(
         con, describe_from, order, area, survey.name if workspace else None, start, end
     )

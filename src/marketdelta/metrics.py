@@ -220,7 +220,7 @@ class Top:
 
 
 def top_k(changes: pd.DataFrame, k: int, total: Totals) -> Top:
-    ranked = rank_by_change(changes).head(k)
+    ranked = rank_by_change(changes, k)
     change = float(ranked["change_m2"].sum())
     return Top(
         k=k,
@@ -233,8 +233,11 @@ def top_k(changes: pd.DataFrame, k: int, total: Totals) -> Top:
     )
 
 
-def rank_by_change(changes: pd.DataFrame) -> pd.DataFrame:
-    """Markets by change, largest first; ties in the order of their keys."""
+def rank_by_change(changes: pd.DataFrame, n: int | None = None) -> pd.DataFrame:
+    """Markets by change, largest first, ties in the order of their keys; the first `n` only
+    when `n` is given (without sorting them all)."""
+    if n is not None:
+        return changes.nlargest(n, "change_m2", keep="first")
     return changes.sort_values("change_m2", ascending=False, kind="stable")
 
 

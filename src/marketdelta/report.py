@@ -101,8 +101,8 @@ class Report:
         return metrics.rank_by_change(self.markets)
 
     def contributor_rows(self) -> pd.DataFrame:
-        ranked = self.ranked()
-        return ranked if self.contributors == 0 else ranked.head(self.contributors)
+        """The `--contributors` largest changes (all markets for 0)."""
+        return metrics.rank_by_change(self.markets, self.contributors or None)
 
     def to_frame(self) -> pd.DataFrame:
         """One tidy row per market: who it is, where, its baseline, end, change and class."""
