@@ -16,7 +16,6 @@ stores every label it has seen with its key, so a spelling merged once is recogn
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -27,7 +26,6 @@ from .survey import normalise_name
 
 NEAR_METRES = 250.0
 CELL_DEGREES = 0.005  # larger than 250 m in latitude and (below 60°N) in longitude
-_NUMBERS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -54,17 +52,6 @@ class Identity:
 
     observations: pd.DataFrame
     merges: list[Merge] = field(default_factory=list)
-
-    @property
-    def labels(self) -> pd.DataFrame:
-        """Every exact label seen and the key it resolved to (what the workspace remembers)."""
-        return (
-            self.observations.assign(label=exact_labels(self.observations))[
-                ["label", "market_key", "market", "file"]
-            ]
-            .drop_duplicates(["label", "market_key"])
-            .reset_index(drop=True)
-        )
 
 
 def exact_labels(observations: pd.DataFrame) -> pd.Series:
@@ -244,7 +231,7 @@ def _unseen_together(rows: list, left: list[int], right: list[int]):
 def _may_merge(a, b) -> bool:
     if pd.notna(a.market_id) and pd.notna(b.market_id) and a.market_id != b.market_id:
         return False
-    if _NUMBERS.findall(a.name_key) != _NUMBERS.findall(b.name_key):
+    if a.numbers != b.numbers:
         return False
     return near_identical(a.name_key, b.name_key)
 
