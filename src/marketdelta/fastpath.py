@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -30,16 +29,15 @@ from .survey import (
     DEFAULT_SURVEY,
     FIRST_YEAR,
     HEADER_SYNONYMS,
-    MAX_AREA_M2,
     MAX_COLUMNS,
-    NUMBER_PATTERN,
-    SIGNED_PATTERN,
+    CellChecker,
     ReadOptions,
     sniff_delimiter,
 )
 
 FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
 FAST_BYTES_DEFAULT = 1024**2
+WORKSPACE_TEXT = ["market_id", "market", "town", "province", "lat", "lon"]
 FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
     "source", "status", "notes",
@@ -77,11 +75,11 @@ def report_from_files(
         headers = [_plain_header(Path(s), read) for s in sources]
         if any(h is None for h in headers):
             return None
-        if not _load_files(con, sources, headers, read):
+        present = _load_files(con, sources, headers, read)
+        if present is None:
             return None
-        notices = _resolve_identity(con)
         survey = SurveyInfo(read.survey or DEFAULT_SURVEY)
-        return _report(con, survey, None, options, notices, "files", describe_from="obs")
+        return _report(con, survey, None, options, "files", present)
     except (duckdb.Error, _Decline):
         return None
     finally:
@@ -218,7 +216,7 @@ def report_from_workspace(
     survey = chooser.survey(options.survey)
     other = chooser.comparison_for(survey, options.compare)
     _observations_view(con, "obs", survey.name, "observations")
-    return _report(con, survey, other, options, [], origin, describe_from="observations")
+    return _report(con, survey, other, options, origin, None)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -248,9 +246,15 @@ def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None
     return names, delimiter
 
 
-def _load_files(con, sources, headers, read: ReadOptions) -> bool:
-    """Read every file into `obs_all` in one pass, typed, with each row's exact label; False if
-    any cell breaks a rule of `survey.py` (the reference reader will then explain it)."""
+def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
+    """Read every file into `raw` as text, in one pass, and define the view `obs` of its typed
+    observations keyed by a hash of the (market, town) pair as written; False if any cell
+    breaks a rule of `survey.py` (the reference reader will then explain it), else the
+    columns the files have.
+
+    The cell rules are checked on each column's distinct values (a few thousand, not millions
+    of rows), by `survey.py`'s own code, and DuckDB's casts are checked to agree with it there;
+    the rules across columns and the names are checked in SQL."""
     parts = []
     for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
         relation = con.read_csv(
@@ -261,35 +265,109 @@ def _load_files(con, sources, headers, read: ReadOptions) -> bool:
             quotechar='"',
             escapechar='"',
             names=names,
-            filename=True,
         )
         view = f"file_{index}"
         con.register(view, relation)
         kept = [n for n in names if n in FAST_COLUMNS]
         missing = sorted(FAST_COLUMNS - set(kept))
-        select = ", ".join(
-            [f"nullif(trim(\"{n}\"), '') AS {n}" for n in kept]
-            + [f"NULL::VARCHAR AS {n}" for n in missing]
-        )
-        parts.append(f"SELECT {select}, filename AS file FROM {view}")
-    con.execute(f"CREATE TEMP VIEW raw AS {' UNION ALL '.join(parts)}")
-    year = f"coalesce(year, '{read.year or ''}')"
-    stall = "try_cast(replace(stall_area_m2, ',', '') AS DOUBLE)"
+        select = ", ".join([f'"{n}"' for n in kept] + [f"NULL::VARCHAR AS {n}" for n in missing])
+        parts.append(f"SELECT {select}, {index} AS file FROM {view}")
+    names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
+    con.register("file_names", names)
+    # A second, independent hash tells two pairs apart should the first ever collide.
     con.execute(
-        f"""CREATE TEMP TABLE obs_all AS
-        SELECT 'nt:' || lower(replace(market, ' ', '')) || '|'
-                     || lower(replace(coalesce(town, ''), ' ', '')) AS market_key,
-               market, town, province,
-               try_cast(lat AS DOUBLE) AS lat, try_cast(lon AS DOUBLE) AS lon,
-               NULL::VARCHAR AS market_id, try_cast({year} AS INTEGER) AS year,
-               CASE WHEN lower(status) = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END
-                   AS stall_area_m2,
-               try_cast(replace(open_area_m2, ',', '') AS DOUBLE) AS open_area_m2,
-               CASE WHEN lower(status) IN ('open', 'closed') THEN lower(status) END AS status,
-               source, notes, file, {_broken_rule(read)} AS broken
+        f"""CREATE TEMP TABLE raw AS SELECT *, hash(market, town) AS h,
+                  hash(town, market, 'check') AS h_check
+            FROM ({" UNION ALL ".join(parts)})"""
+    )
+    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
+    typed = _typed_columns(con, present, read)
+    if typed is None or _rows_break_rules(con, typed):
+        return None
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW obs AS
+        SELECT h AS market_key, market, town, province, {typed["lat"]} AS lat,
+               {typed["lon"]} AS lon, NULL::VARCHAR AS market_id, {typed["year"]} AS year,
+               {typed["stall_area_m2"]} AS stall_area_m2,
+               {typed["open_area_m2"]} AS open_area_m2, {typed["status"]} AS status,
+               source, notes, file, h_check
         FROM raw"""
     )
-    return not con.execute("SELECT bool_or(broken) FROM obs_all").fetchone()[0]
+    return present
+
+
+# DuckDB's reading of a cell, for each column with a rule; checked against `survey.py`.
+CASTS = {
+    "year": "try_cast({c} AS INTEGER)",
+    "stall_area_m2": "try_cast({c} AS DOUBLE)",
+    "open_area_m2": "try_cast({c} AS DOUBLE)",
+    "lat": "try_cast({c} AS DOUBLE)",
+    "lon": "try_cast({c} AS DOUBLE)",
+    "status": "CASE lower(trim({c})) WHEN 'open' THEN 'open' WHEN 'closed' THEN 'closed' END",
+}
+
+
+def _typed_columns(con, present: set[str], read: ReadOptions) -> dict[str, str] | None:
+    """SQL for each typed column; None if a distinct value breaks a rule or is read otherwise
+    by DuckDB than by `survey.py`."""
+    typed = {}
+    for column, cast in CASTS.items():
+        if column not in present:
+            typed[column] = "NULL"
+            continue
+        values = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM raw").fetchall()]
+        expression = cast.format(c=column)
+        if any("," in v for v in values if v is not None):  # thousands separators
+            expression = cast.format(c=f"replace({column}, ',', '')")
+        if column == "year" and read.year is not None:
+            expression = f"coalesce({expression}, {read.year})"
+        expected = _reference_reading(column, values, read)
+        if expected is None:
+            return None
+        con.register("cell_values", pd.DataFrame({column: pd.Series(values, dtype="object")}))
+        got = con.execute(f"SELECT {expression} FROM cell_values").df().iloc[:, 0]
+        if not _same_values(got, expected):
+            return None
+        typed[column] = expression
+    if typed["status"] != "NULL":
+        area = typed["stall_area_m2"]
+        typed["stall_area_m2"] = (
+            f"CASE WHEN {typed['status']} = 'closed' THEN coalesce({area}, 0) ELSE {area} END"
+        )
+    return typed
+
+
+def _reference_reading(column: str, values: list, read: ReadOptions) -> pd.Series | None:
+    """`survey.py`'s reading of the values of one column, or None if it refuses any."""
+    cells = pd.DataFrame({column: pd.Series(values, dtype="object"), "_file": "", "_line": 0})
+    checker = CellChecker(cells)
+    readers = {
+        "year": lambda: checker.year(read.year),
+        "status": checker.status,
+        "lat": lambda: checker.signed(column),
+        "lon": lambda: checker.signed(column),
+    }
+    reading = readers.get(column, lambda: checker.area(column))()
+    return None if checker.problems else reading
+
+
+def _same_values(got: pd.Series, expected: pd.Series) -> bool:
+    got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
+    both_blank = got.isna() & expected.isna()
+    return bool((both_blank | (got.astype(object) == expected.astype(object))).all())
+
+
+def _rows_break_rules(con, typed: dict[str, str]) -> bool:
+    """The rules across columns of `survey.py`, on every row."""
+    rules = []
+    if typed["status"] != "NULL":
+        rules.append(f"{typed['status']} = 'closed' AND {typed['stall_area_m2']} > 0")
+    if typed["lat"] != "NULL" or typed["lon"] != "NULL":
+        rules.append(f"({typed['lat']} IS NULL) <> ({typed['lon']} IS NULL)")
+    if not rules:
+        return False
+    query = f"SELECT count(*) FROM raw WHERE {' OR '.join(f'({r})' for r in rules)}"
+    return bool(con.execute(query).fetchall()[0][0])
 
 
 def _not_plain_ascii(text: str) -> str:
@@ -297,75 +375,6 @@ def _not_plain_ascii(text: str) -> str:
     with Python's casefold and whitespace rules, so they take the reference path."""
     controls = " OR ".join(f"contains({text}, chr({c}))" for c in (9, 10, 11, 12, 13))
     return f"strlen({text}) <> length({text}) OR {controls}"
-
-
-def _broken_rule(read: ReadOptions) -> str:
-    """True for a row that `survey.py` would refuse (cells already trimmed, blank as NULL)."""
-    year = f"coalesce(year, '{read.year or ''}')"
-    rules = [
-        "market IS NULL",
-        _not_plain_ascii("market"),
-        _not_plain_ascii("coalesce(town, '')"),
-        f"length({year}) <> 4 OR coalesce(try_cast({year} AS INTEGER), 0) "
-        f"NOT BETWEEN {FIRST_YEAR} AND {date.today().year}",
-        "lower(coalesce(status, '')) NOT IN ('', 'open', 'closed')",
-        "lower(coalesce(status, '')) = 'closed' "
-        "AND coalesce(try_cast(replace(stall_area_m2, ',', '') AS DOUBLE), 0) > 0",
-        "(lat IS NULL) <> (lon IS NULL)",
-    ]
-    for column in ("stall_area_m2", "open_area_m2"):
-        rules.append(
-            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{NUMBER_PATTERN}') "
-            f"OR replace({column}, ',', '')::DOUBLE > {MAX_AREA_M2})"
-        )
-    for column, limit in (("lat", 90), ("lon", 180)):
-        rules.append(
-            f"{column} IS NOT NULL AND (NOT regexp_full_match({column}, '{SIGNED_PATTERN}') "
-            f"OR abs({column}::DOUBLE) > {limit})"
-        )
-    return "(" + " OR ".join(f"({r})" for r in rules) + ")"
-
-
-def _resolve_identity(con) -> list[str]:
-    """Rule 3 of market identity, on the few groups that could merge; rules 1-2 are the keys."""
-    con.execute(
-        """CREATE TEMP TABLE groups AS
-        SELECT market_key,
-               arg_min(market, year) AS market,
-               arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
-               arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
-               arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon,
-               min(year) AS first_year
-        FROM obs_all GROUP BY market_key"""
-    )
-    candidates = con.execute(
-        f"""SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
-                  name_key, numbers, town_key
-           FROM ({_with_candidate_flag("groups")}) WHERE candidate ORDER BY market_key"""
-    ).df()
-    merges, renames = ([], {}) if candidates.empty else _merge(con, candidates)
-    if renames:
-        con.register("renames", pd.DataFrame({"old": list(renames), "new": list(renames.values())}))
-        con.execute(
-            """CREATE TEMP TABLE obs_keyed AS
-            SELECT o.* REPLACE (coalesce(r.new, o.market_key) AS market_key)
-            FROM obs_all o LEFT JOIN renames r ON o.market_key = r.old"""
-        )
-    else:
-        con.execute("CREATE TEMP VIEW obs_keyed AS SELECT * FROM obs_all")
-    _observations_view(con, "obs", None, "obs_keyed")
-    return [f"merged: {merge}" for merge in merges]
-
-
-def _merge(con, candidates: pd.DataFrame):
-    """`identity.fuzzy_merges` on the candidate groups, with their history from DuckDB."""
-    groups = candidates.assign(numbers=candidates["numbers"].map(tuple)).set_index("market_key")
-    con.register("candidate_keys", candidates[["market_key"]])
-    history = con.execute(
-        "SELECT market_key, 'survey' AS survey, year, file, 0 AS line FROM obs_all "
-        "WHERE market_key IN (SELECT market_key FROM candidate_keys)"
-    ).df()
-    return fuzzy_merges(with_history(groups, history), set(), True)
 
 
 def _observations_view(con, name: str, survey: str | None, table: str) -> None:
@@ -386,37 +395,43 @@ def _report(
     survey: SurveyInfo,
     other: SurveyInfo | None,
     options: ReportOptions,
-    notices: list[str],
     origin: str,
-    describe_from: str,
+    present: set[str] | None,
 ) -> Report:
-    """`report.build_report` on the view `obs`; markets are described from `describe_from`
-    (all of a workspace's observations, as the reference path does)."""
+    """`report.build_report` on the view `obs`. Files (with the columns `present`) are matched
+    into markets here, rule 3 of market identity included; a workspace's markets (`present`
+    None) were matched when imported, and are described from all its surveys, as in the
+    reference path."""
     measure = options.measure or survey.measure
     area = MEASURE_SQL[measure]
-    con.execute(
-        f"CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, {area} AS area "
-        "FROM obs WHERE area IS NOT NULL"
-    )
-    years = [y for (y,) in con.execute("SELECT DISTINCT year FROM panel ORDER BY year").fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW measured AS SELECT *, {area} AS area FROM obs")
+    years = [
+        y
+        for (y,) in con.execute(
+            "SELECT DISTINCT year FROM measured WHERE area IS NOT NULL ORDER BY year"
+        ).fetchall()
+    ]
     start, end = period(years, options, survey, measure)
-    # A market has one row a year in one survey; ties in year only arise across surveys.
-    workspace = describe_from == "observations"
-    several = (
-        workspace
-        and con.execute("SELECT count(DISTINCT survey) > 1 FROM observations").fetchall()[0][0]
-    )
-    order = "(year, file)" if several else "year"
-    described = _describe_markets(
-        con, describe_from, order, area, survey.name if workspace else None, start, end
-    )
+    if present is None:
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW measured_all AS SELECT *, {area} AS area "
+            "FROM observations"
+        )
+        described, notices = _workspace_markets(con, survey.name, start, end), []
+    else:
+        described, notices = _file_markets(con, present, start, end)
     changes = metrics.classify(described[BASELINE_END], options.min_change)
-    markets = described.drop(columns=BASELINE_END).join(changes, how="inner")
-    closed = changes.index[changes["closed"]]
-    con.register("closed_keys", pd.DataFrame({"market_key": closed}))
+    markets = described.drop(columns=[*BASELINE_END, "id"]).join(changes, how="inner")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE panel AS SELECT market_key, year, area "
+        "FROM measured WHERE area IS NOT NULL AND year <= $end",
+        {"end": end},
+    )
+    closed = described.loc[changes.index[changes["closed"]], ["id"]]
+    con.register("closed_ids", closed.rename_axis("key").reset_index())
     closed_rows = con.execute(
-        "SELECT market_key, year, area FROM panel WHERE market_key IN "
-        "(SELECT market_key FROM closed_keys) ORDER BY market_key, year"
+        "SELECT c.key AS market_key, p.year, p.area FROM panel p "
+        "JOIN closed_ids c ON p.market_key = c.id ORDER BY c.key, p.year"
     ).df()
     compare = None
     if other is not None:
@@ -444,36 +459,108 @@ def _report(
 
 
 BASELINE_END = ["baseline_year", "baseline_m2", "end_year", "end_m2"]
+NAME_KEY = (
+    "'nt:' || lower(replace(any_value(market), ' ', '')) || '|' "
+    "|| lower(replace(coalesce(any_value(town), ''), ' ', ''))"
+)
 
 
-def _describe_markets(
-    con, table: str, order: str, area: str, survey: str | None, start: int, end: int
-) -> pd.DataFrame:
-    """`identity.describe_markets` and `metrics.baseline_and_end` in one pass over `table`.
-
-    A workspace's markets are described from all its surveys, as in the reference path; the
-    baseline and end come from the rows of `survey` with an observed `area`, up to `end`.
-    """
-    first = ", ".join(
-        f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL) AS {c}"
-        for c in ("market_id", "market", "town", "province", "lat", "lon")
-    )
-    mine = f"({area}) IS NOT NULL AND year <= $end" + (
-        " AND survey = $survey" if survey is not None else ""
-    )
-    parameters = {"start": start, "end": end} | ({"survey": survey} if survey else {})
-    frame = con.execute(
-        f"""SELECT market_key, {first},
+def _describe(con, table: str, first: str, mine: str, parameters: dict, extra: str = "") -> None:
+    """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
+    pass over `table` (with the measured `area`), into the table `described`: one row per
+    `market_key`; `observed` counts the rows, up to the end year, that the report is about."""
+    mine = f"area IS NOT NULL AND year <= $end AND {mine}"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE described AS
+        SELECT market_key, {first}, min(year) AS first_year,
               coalesce(max(year) FILTER (WHERE {mine} AND year <= $start),
                        min(year) FILTER (WHERE {mine} AND year > $start)) AS baseline_year,
-              coalesce(arg_max({area}, year) FILTER (WHERE {mine} AND year <= $start),
-                       arg_min({area}, year) FILTER (WHERE {mine} AND year > $start))
+              coalesce(arg_max(area, year) FILTER (WHERE {mine} AND year <= $start),
+                       arg_min(area, year) FILTER (WHERE {mine} AND year > $start))
                   AS baseline_m2,
               max(year) FILTER (WHERE {mine}) AS end_year,
-              arg_max({area}, year) FILTER (WHERE {mine}) AS end_m2
-            FROM {table} GROUP BY market_key
-            HAVING count(*) FILTER (WHERE {mine}) > 0 ORDER BY market_key""",
+              arg_max(area, year) FILTER (WHERE {mine}) AS end_m2,
+              count(*) FILTER (WHERE {mine}) AS observed {extra}
+        FROM {table} GROUP BY market_key""",
         parameters,
+    )
+
+
+def _first_values(order: str, present: set[str], trimmed: bool, constant: set[str]) -> str:
+    """SQL for each market's first recorded id, spelling, town, province and coordinates;
+    columns in `constant` are the same on every row of a market."""
+    columns = []
+    for c in ("market_id", "market", "town", "province", "lat", "lon"):
+        text = c not in ("lat", "lon")
+        value = f"trim({c})" if text and trimmed else c
+        if c not in present:
+            columns.append(f"NULL::{'VARCHAR' if text else 'DOUBLE'} AS {c}")
+        elif c in constant:
+            columns.append(f"nullif({value.replace(c, f'any_value({c})')}, '') AS {c}")
+        else:
+            keep = f"{value} <> ''" if text else f"{c} IS NOT NULL"
+            columns.append(f"arg_min({value}, {order}) FILTER (WHERE {keep}) AS {c}")
+    return ", ".join(columns)
+
+
+def _workspace_markets(con, survey: str, start: int, end: int) -> pd.DataFrame:
+    # A market has one row a year in one survey; ties in year only arise across surveys.
+    several = con.execute("SELECT count(DISTINCT survey) > 1 FROM observations").fetchall()[0][0]
+    first = _first_values("(year, file)" if several else "year", set(WORKSPACE_TEXT), False, set())
+    parameters = {"start": start, "end": end, "survey": survey}
+    _describe(con, "measured_all", first, "survey = $survey", parameters)
+    return _fetch_described(con, "SELECT *, market_key AS label FROM described")
+
+
+def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.DataFrame, list[str]]:
+    """The markets of the files. Rows are grouped by a hash of their names as written; groups
+    whose names differ only in case and spaces (rule 2) are merged here, then rule 3 runs on
+    the few groups that could merge."""
+    parameters = {"start": start, "end": end}
+    market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
+    checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
+        {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
+            OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
+        min(year) FILTER (WHERE lat IS NOT NULL) AS placed_year, {REPEATED}"""
+    first = _first_values("year", present, True, {"market", "town"})
+    _describe(con, "measured", first, "true", parameters, extra=checks)
+    if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
+        raise _Decline("a name that the reference reader compares in its own way")
+    _refuse_repeats(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
+    notices, renames = _identities(con)
+    if renames:
+        con.register("renames", pd.DataFrame(list(renames.items()), columns=["old", "new"]))
+        con.execute(
+            """CREATE OR REPLACE TEMP TABLE merged AS
+            SELECT o.* REPLACE (coalesce(r.new, o.market_key) AS market_key)
+            FROM measured o LEFT JOIN renames r ON o.market_key = r.old"""
+        )
+        con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM merged")
+        first = _first_values("year", present, True, set())
+        _describe(con, "measured", first, "true", parameters, extra=f", {REPEATED}")
+        _refuse_repeats(con)
+    query = "SELECT d.*, l.label FROM described d JOIN labels l USING (market_key)"
+    return _fetch_described(con, query), notices
+
+
+# A market observed twice in one year: the reference path collapses identical rows and
+# refuses different ones; the fast path leaves both to it.
+REPEATED = f"count(*) <> bit_count(bit_or(1::HUGEINT << (year - {FIRST_YEAR}))) AS repeated"
+
+
+def _refuse_repeats(con) -> None:
+    if con.execute("SELECT bool_or(repeated) FROM described").fetchall()[0][0]:
+        raise _Decline("a market is observed twice in one year")
+
+
+def _fetch_described(con, query: str) -> pd.DataFrame:
+    """The described markets with an observed area, indexed by their key (`label`), as
+    `identity.describe_markets` gives them; `id` is the key in the SQL tables."""
+    frame = con.execute(
+        f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
+                   lat, lon, {", ".join(BASELINE_END)}
+            FROM ({query}) WHERE observed > 0 ORDER BY label"""
     ).df()
     return frame.astype(
         {
@@ -487,22 +574,68 @@ def _describe_markets(
     ).set_index("market_key")
 
 
+def _identities(con) -> tuple[list[str], dict[int, int]]:
+    """Rules 2 and 3 of market identity on the described groups: (notices, renames of the
+    groups' hashes, each to the smallest hash of its market)."""
+    renames = dict(
+        con.execute(
+            """SELECT market_key, kept FROM (
+                 SELECT market_key, min(market_key) OVER (PARTITION BY label) AS kept
+                 FROM labels) WHERE market_key <> kept"""
+        ).fetchall()
+    )
+    groups = """(SELECT l.label AS market_key, min(d.market_key) AS id,
+                        arg_min(d.market, d.first_year) AS market,
+                        arg_min(d.town, d.first_year) AS town,
+                        arg_min(d.lat, d.placed_year) AS lat, arg_min(d.lon, d.placed_year) AS lon,
+                        min(d.first_year) AS first_year
+                 FROM described d JOIN labels l USING (market_key) GROUP BY l.label)"""
+    candidates = con.execute(
+        f"""SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
+                  name_key, numbers, town_key, id
+           FROM ({_with_candidate_flag(groups)}) WHERE candidate ORDER BY market_key"""
+    ).df()
+    if candidates.empty:
+        return [], renames
+    merges, by_label = _merge(con, candidates)
+    kept = candidates.set_index("market_key")["id"]
+    moved = pd.DataFrame({"label": list(by_label), "new": kept[list(by_label.values())].array})
+    con.register("moved", moved)
+    renames |= dict(
+        con.execute(
+            "SELECT l.market_key, m.new FROM labels l JOIN moved m USING (label) "
+            "WHERE l.market_key <> m.new"
+        ).fetchall()
+    )
+    return [f"merged: {merge}" for merge in merges], renames
+
+
+def _merge(con, candidates: pd.DataFrame):
+    """`identity.fuzzy_merges` on the candidate groups, with their history from DuckDB."""
+    groups = candidates.assign(numbers=candidates["numbers"].map(tuple)).set_index("market_key")
+    con.register("candidate_labels", candidates[["market_key"]])
+    history = con.execute(
+        """WITH c AS (SELECT market_key, label FROM labels
+                      WHERE label IN (SELECT market_key FROM candidate_labels))
+           SELECT c.label AS market_key, 'survey' AS survey, o.year, f.name AS file, 0 AS line
+           FROM measured o JOIN c USING (market_key) JOIN file_names f ON o.file = f.file"""
+    ).df()
+    return fuzzy_merges(with_history(groups, history), set(), True)
+
+
 def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
     """`metrics.annual_series`, in SQL."""
     flows = con.execute(
         f"""WITH f AS (
-             SELECT year, area - lag(area) OVER w AS d, year = lag(year) OVER w AS twice
-             FROM {table} WHERE year <= $end
-             WINDOW w AS (PARTITION BY market_key ORDER BY year))
+             SELECT year, area - lag(area) OVER (PARTITION BY market_key ORDER BY year) AS d
+             FROM {table} WHERE year <= $end)
            SELECT year, coalesce(sum(greatest(d, 0)), 0) AS gross_additions_m2,
                   coalesce(sum(greatest(-d, 0)), 0) AS gross_reductions_m2,
-                  count(*) AS markets_observed, count(*) FILTER (WHERE twice) AS twice
+                  count(*) AS markets_observed
            FROM f GROUP BY year""",
         {"end": end},
     ).df()
-    if flows["twice"].sum():
-        raise _Decline("a market is observed twice in one year")
-    flows = flows[flows["year"] > start].drop(columns="twice")
+    flows = flows[flows["year"] > start]
     years = pd.Index(range(start + 1, end + 1), name="year")
     series = (
         flows.astype({"year": "int64"})

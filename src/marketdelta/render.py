@@ -338,4 +338,32 @@ def neutralise_formulas(values: pd.Series) -> pd.Series:
 
 
 def to_json(report: Report) -> str:
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    """The report as indented JSON, each record of a list on one line: as readable as fully
+    indented JSON, and written by the json module's C encoder, which a million markets need."""
+    return _dumps(report.to_dict(), "") + "\n"
+
+
+def _dumps(value, indent: str) -> str:
+    inner = indent + "  "
+    if isinstance(value, dict) and value and not _flat(value):
+        items = (f"{inner}{_compact(k)}: {_dumps(v, inner)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    if isinstance(value, list) and value and not all(map(_scalar, value)):
+        items = (f"{inner}{_dumps(v, inner)}" for v in value)
+        return "[\n" + ",\n".join(items) + f"\n{indent}]"
+    return _compact(value)
+
+
+def _compact(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _scalar(value) -> bool:
+    return not isinstance(value, dict | list)
+
+
+def _flat(record: dict) -> bool:
+    """A record printed on one line: scalars only (lists of scalars too)."""
+    return all(
+        _scalar(v) or (isinstance(v, list) and all(map(_scalar, v))) for v in record.values()
+    )

@@ -214,18 +214,18 @@ class Report:
         }
 
     def _closure_records(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "market": row.market,
-                "town": _text(row.town),
-                "lat": None if pd.isna(row.lat) else float(row.lat),
-                "lon": None if pd.isna(row.lon) else float(row.lon),
-                "area_before_m2": area(row.area_before_m2),
-                "last_open_year": int(row.last_open_year),
-                "closed_by_year": int(row.closed_by_year),
-            }
-            for row in self.closure_table().itertuples()
-        ]
+        table = self.closure_table()
+        columns = {
+            "market": table["market"].tolist(),
+            "town": [_text(v) for v in table["town"].tolist()],
+            "lat": [_number(v) for v in table["lat"].tolist()],
+            "lon": [_number(v) for v in table["lon"].tolist()],
+            "area_before_m2": [area(v) for v in table["area_before_m2"].tolist()],
+            "last_open_year": table["last_open_year"].astype("int64").tolist(),
+            "closed_by_year": table["closed_by_year"].astype("int64").tolist(),
+        }
+        rows = zip(*columns.values(), strict=True)
+        return [dict(zip(columns, values, strict=True)) for values in rows]
 
     def closure_table(self) -> pd.DataFrame:
         """Closed markets with where they were and what they had, by name."""
@@ -251,6 +251,10 @@ def ratio(value: float | None, digits: int = 3) -> float | None:
 
 def _text(value: Any) -> str | None:
     return None if pd.isna(value) else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

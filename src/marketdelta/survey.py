@@ -354,7 +354,7 @@ def _melt_wide(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
 
 
 def _validate(table: pd.DataFrame, options: ReadOptions) -> pd.DataFrame:
-    checker = _Checker(table)
+    checker = CellChecker(table)
     area_column = table["_area_column"] if "_area_column" in table.columns else None
     observations = pd.DataFrame(
         {
@@ -412,7 +412,7 @@ def normalise_name(names: pd.Series) -> pd.Series:
     return names.fillna("").str.casefold().str.replace(r"\s+", "", regex=True)
 
 
-class _Checker:
+class CellChecker:
     """Validates the text cells of one or more files, collecting every problem found."""
 
     PER_FILE_LIMIT = 50
@@ -523,8 +523,8 @@ class _Checker:
         return parsed.fillna(0).astype("int64")
 
     def coordinates(self) -> dict[str, pd.Series]:
-        lat = self._signed("lat")
-        lon = self._signed("lon")
+        lat = self.signed("lat")
+        lon = self.signed("lon")
         if "coordinates" in self.table.columns:
             raw = self.raw("coordinates")
             parts = raw.str.extract(_COORDINATES)
@@ -564,7 +564,7 @@ class _Checker:
         inside = lat.between(-90, 90) & lon.between(-180, 180)
         return {"lat": lat.where(inside), "lon": lon.where(inside)}
 
-    def _signed(self, column: str) -> pd.Series:
+    def signed(self, column: str) -> pd.Series:
         raw = self.raw(column)
         self.flag(
             (raw != "") & ~raw.str.match(_SIGNED),
