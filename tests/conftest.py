@@ -20,8 +20,10 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 @pytest.fixture(autouse=True)
 def _no_ambient_workspace(monkeypatch, tmp_path):
-    """Tests never pick up a workspace from the environment or the current directory."""
+    """Tests never pick up a workspace from the environment or the current directory, nor a
+    panel cached by an earlier run."""
     monkeypatch.delenv("MARKETDELTA_DB", raising=False)
+    monkeypatch.setenv("MARKETDELTA_CACHE", "off")  # tests/test_cache.py turns it on
     monkeypatch.chdir(tmp_path)
 
 

@@ -476,11 +476,12 @@ def import_(
 def _import(files, path, year, survey, replace, strict, dry_run, declarations):
     """Validate, plan against the current workspace (read-only), then write if asked."""
     from . import fastpath
+    from .sources import fast_path_wanted
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
 
     read = ReadOptions(year=year, survey=survey)
-    if not (dry_run or replace or strict) and fastpath.wanted(files):
+    if not (dry_run or replace or strict) and fast_path_wanted(files):
         fresh = not path.exists()
         with Workspace.open(path, write=True) as workspace:
             fast = fastpath.import_files(workspace, files, read, declarations)

@@ -13,7 +13,6 @@ problem precisely. Tests check that both paths give the same report.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +34,6 @@ from .survey import (
     sniff_delimiter,
 )
 
-FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
-FAST_BYTES_DEFAULT = 1024**2
 WORKSPACE_TEXT = ["market_id", "market", "town", "province", "lat", "lon"]
 FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
@@ -51,15 +48,6 @@ MEASURE_SQL = {
 
 class _Decline(Exception):
     """The fast path cannot give the reference path's answer for these files."""
-
-
-def wanted(sources: Sequence[str | Path]) -> bool:
-    """Are the inputs large enough for the fast path to pay off?"""
-    threshold = int(os.environ.get(FAST_BYTES_ENV, FAST_BYTES_DEFAULT))
-    paths = [Path(s) for s in sources]
-    if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
-        return False
-    return sum(p.stat().st_size for p in paths) >= threshold
 
 
 def report_from_files(

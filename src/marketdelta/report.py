@@ -273,11 +273,12 @@ def load_report(sources, db, read, options: ReportOptions) -> Report:
     Large files and every workspace are computed inside DuckDB (`fastpath`); the rest, and any
     file the fast path declines, by the reference path below. Both give the same figures.
     """
-    from . import fastpath
-    from .sources import load_panel, workspace_path
+    from .sources import fast_path_wanted, load_panel, workspace_path
 
     if sources:
-        if fastpath.wanted(sources):
+        if fast_path_wanted(sources):
+            from . import fastpath
+
             fast = fastpath.report_from_files(sources, read, options)
             if fast is not None:
                 return fast

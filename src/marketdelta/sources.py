@@ -21,6 +21,8 @@ from .survey import ReadOptions, read_surveys
 
 DEFAULT_DB = "marketdelta.duckdb"
 DB_ENV = "MARKETDELTA_DB"
+FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
+FAST_BYTES_DEFAULT = 1024**2
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,13 @@ def refuse_conflicts(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_files(sources: Sequence[str | Path], options: ReadOptions | None = None) -> Panel:
-    """Read CSV files directly (nothing stored)."""
-    observations = read_surveys(sources, options)
-    return panel_from_observations(observations, origin="files")
+    """Read CSV files directly (nothing stored but the cache, see `cache.py`)."""
+    from .cache import cached
+
+    def read() -> Panel:
+        return panel_from_observations(read_surveys(sources, options), origin="files")
+
+    return cached([Path(s) for s in sources], options or ReadOptions(), read)
 
 
 def demo_dir() -> Path:
@@ -139,7 +145,14 @@ def demo_dir() -> Path:
 
 def read_demo() -> Panel:
     """The bundled demo: its surveys as declared in `data/surveys.toml`."""
+    from .cache import cached
+
     folder = demo_dir()
+    files = sorted(folder.glob("*/*.csv"))
+    return cached([folder / "surveys.toml", *files], None, lambda: _read_demo(folder))
+
+
+def _read_demo(folder: Path) -> Panel:
     manifest = tomllib.loads((folder / "surveys.toml").read_text(encoding="utf-8"))
     frames, surveys = [], {}
     for name, spec in manifest["surveys"].items():
@@ -160,6 +173,15 @@ def read_demo() -> Panel:
     return panel_from_observations(
         observations, origin="demo", surveys=surveys, default_survey=manifest.get("default")
     )
+
+
+def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
+    """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off?"""
+    threshold = int(os.environ.get(FAST_BYTES_ENV, FAST_BYTES_DEFAULT))
+    paths = [Path(s) for s in sources]
+    if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
+        return False
+    return sum(p.stat().st_size for p in paths) >= threshold
 
 
 def workspace_path(db: str | Path | None) -> Path | None:

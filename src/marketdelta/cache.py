@@ -1,0 +1,120 @@
+"""Panels read from small survey files, kept between runs.
+
+Analysts report on the same few files dozens of times while writing, and reading, checking and
+matching a few hundred markets costs more than computing every figure. So the panel read from
+files is kept in the user's cache folder, as one Arrow file, under a key made of the files'
+bytes and names, the read options, the year (the latest possible survey year) and the package's
+code. Change any of them and the files are read again. Only a successful read is kept; a cache
+that cannot be read or written is not used, silently.
+
+`$MARKETDELTA_CACHE` names the folder (default `$XDG_CACHE_HOME/marketdelta`, else
+`~/.cache/marketdelta`); `MARKETDELTA_CACHE=off` turns the cache off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import date
+from pathlib import Path
+
+from .__about__ import __version__
+from .sources import Panel, SurveyInfo
+
+CACHE_ENV = "MARKETDELTA_CACHE"
+MAX_INPUT_BYTES = 16 * 1024**2  # larger inputs are read every time (and take the fast path)
+KEEP = 32  # panels kept; the least recently used are removed first
+CODE = Path(__file__).resolve().parent
+
+
+def cached(paths: Sequence[Path], options: object, read: Callable[[], Panel]) -> Panel:
+    """`read()`, or the panel it gave before for the same files, options and code."""
+    folder = cache_folder()
+    if folder is None or not _small_files(paths):
+        return read()
+    entry = folder / f"{_key(paths, options)}.arrow"
+    panel = _load(entry)
+    if panel is None:
+        panel = read()
+        _store(folder, entry, panel)
+    return panel
+
+
+def cache_folder() -> Path | None:
+    setting = os.environ.get(CACHE_ENV, "")
+    if setting.lower() in ("off", "0", "no", "false"):
+        return None
+    if setting:
+        return Path(setting)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "marketdelta"
+
+
+def _small_files(paths: Sequence[Path]) -> bool:
+    try:
+        return bool(paths) and sum(p.stat().st_size for p in paths) <= MAX_INPUT_BYTES
+    except OSError:  # stdin, a missing file: the reader explains
+        return False
+
+
+def _key(paths: Sequence[Path], options: object) -> str:
+    digest = hashlib.sha256()
+    code = sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in CODE.glob("*.py"))
+    digest.update(repr((__version__, code, date.today().year, repr(options))).encode())
+    for path in paths:
+        digest.update(str(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _load(entry: Path) -> Panel | None:
+    try:
+        import pyarrow.feather as feather
+
+        table = feather.read_table(entry)
+        meta = json.loads(table.schema.metadata[b"marketdelta"])
+        os.utime(entry)  # recently used
+        return Panel(
+            observations=table.to_pandas(),
+            surveys={name: SurveyInfo(**info) for name, info in meta["surveys"].items()},
+            origin=meta["origin"],
+            default_survey=meta["default_survey"],
+            notices=meta["notices"],
+        )
+    except Exception:  # missing, partial or foreign: read the files instead
+        return None
+
+
+def _store(folder: Path, entry: Path, panel: Panel) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.feather as feather
+
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        table = pa.Table.from_pandas(panel.observations, preserve_index=False)
+        meta = {
+            "origin": panel.origin,
+            "default_survey": panel.default_survey,
+            "notices": panel.notices,
+            "surveys": {name: asdict(info) for name, info in panel.surveys.items()},
+        }
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), b"marketdelta": json.dumps(meta).encode()}
+        )
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
+            temporary = Path(handle.name)
+        feather.write_feather(table, temporary)
+        os.replace(temporary, entry)
+        _evict(folder)
+    except Exception:  # a full disk or an odd column: the run goes on uncached
+        if "temporary" in locals():
+            temporary.unlink(missing_ok=True)
+
+
+def _evict(folder: Path) -> None:
+    entries = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[KEEP:]:
+        stale.unlink(missing_ok=True)
