@@ -100,18 +100,54 @@ def _table(db: Path, sql: str) -> list:
 def test_fast_import_stores_what_the_reference_import_stores(tmp_path, run, monkeypatch, generated):
     fast_db, slow_db = tmp_path / "fast.duckdb", tmp_path / "slow.duckdb"
     args = ["--survey", "panel", "--known-markets", "400"]
+    _import_both(run, monkeypatch, [generated], fast_db, slow_db, *args)
+    _same_workspaces(run, fast_db, slow_db)
+
+
+def test_fast_import_of_messy_files_into_a_workspace_that_has_markets(tmp_path, run, monkeypatch):
+    fast_db, slow_db = tmp_path / "fast.duckdb", tmp_path / "slow.duckdb"
+    first = write(
+        tmp_path / "first.csv",
+        "market,town,province,lat,lon,year,stall_area_m2,status,source,notes\n"
+        "Market 1,T, P ,39.1,125.1,2020,100,open, survey ,\n"
+        "market 1 ,T,P,,,2021,120,,,\n"
+        "Stalls 2,T,,,,2020,50,,,late\n"
+        "Stalls 2,T,,,,2021,,closed,,\n",
+    )
+    second = write(
+        tmp_path / "second.csv",
+        "market;town;year;stall_area_m2;open_area_m2\n"
+        "MARKET 1;t;2022;1,300;5\nC;U;2022;70;\n",
+    )
+    _import_both(run, monkeypatch, [first], fast_db, slow_db)
+    _import_both(run, monkeypatch, [second], fast_db, slow_db)
+    _same_workspaces(run, fast_db, slow_db)
+
+
+def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
+    """Import with the fast path (and check it was taken), then with the reference import."""
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
-    result = run("import", generated, "--db", fast_db, *args)
+
+    def refuse(*_):
+        raise AssertionError("the fast import declined")
+
+    with monkeypatch.context() as patched:
+        patched.setattr("marketdelta.store.read_import_files", refuse)
+        result = run("import", *files, "--db", fast_db, *args)
     assert result.exit_code == 0, result.output
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", str(10**12))
-    assert run("import", generated, "--db", slow_db, *args).exit_code == 0
+    assert run("import", *files, "--db", slow_db, *args).exit_code == 0
+
+
+def _same_workspaces(run, fast_db, slow_db):
     columns = (
-        "survey, market_key, year, market, town, stall_area_m2, open_area_m2, status, file, line"
+        "survey, market_key, year, market, town, province, lat, lon, stall_area_m2, "
+        "open_area_m2, source, status, notes, file, line"
     )
     query = f"SELECT {columns} FROM observations ORDER BY market_key, year"
     assert _table(fast_db, query) == _table(slow_db, query)
     for sql in (
-        "SELECT label, market_key, spelling FROM aliases ORDER BY label",
+        "SELECT label, market_key, spelling, import_id FROM aliases ORDER BY label",
         "SELECT * FROM markets ORDER BY market_key",
         "SELECT file, sha256, rows, added, survey FROM imports",
         "SELECT * FROM surveys",

@@ -102,32 +102,51 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
         return None
     if not all(_one_line_per_row(Path(s)) for s in sources):
         return None
-    try:
-        if not _keyed_rows(con, sources, headers, read, existing=not workspace.is_new):
-            return None
-    except duckdb.Error:
-        return None
     survey = read.survey or DEFAULT_SURVEY
+    try:
+        if not _keyed_rows(con, sources, headers, read, survey, existing=not workspace.is_new):
+            return None
+    except (duckdb.Error, _Decline):
+        return None
     added = workspace.apply_fast(survey, list(sources), hashes, declarations)
     return FastImport(len(sources), added, [])
 
 
-def _keyed_rows(con, sources, headers, read: ReadOptions, existing: bool) -> bool:
-    """Load the files into `keyed` (rows with their market keys and lines); False when the
-    reference import must decide."""
-    if not _load_files(con, sources, headers, read):
+def _keyed_rows(con, sources, headers, read: ReadOptions, survey: str, existing: bool) -> bool:
+    """Load the files into `keyed` (the rows to store, with their market keys and lines) and
+    `keys` (each spelling's label, key and first spelling); False when the reference import
+    must decide."""
+    present = _load_files(con, sources, headers, read)
+    if present is None:
+        return False
+    con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT *, NULL AS area FROM obs")
+    _hashed_groups(con, present, {"start": 0, "end": 0})
+    alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE keys AS
+        SELECT l.market_key, l.label, {"coalesce(a.market_key, l.label)" if existing else "l.label"}
+                   AS key, d.market AS spelling, d.first_year, n.name AS first_file
+        FROM labels l JOIN described d USING (market_key) {alias}
+             JOIN file_names n ON n.file = d.first_file"""
+    )
+    if _fuzzy_partners(con, existing):
         return False
     con.execute(
-        f"""CREATE TEMP TABLE keyed AS
-        SELECT o.*, o.market_key AS label,
-               {"coalesce(a.market_key, o.market_key)" if existing else "o.market_key"} AS key,
-               o.rowid - min(o.rowid) OVER (PARTITION BY o.file) + 2 AS line
-        FROM obs_all o {"LEFT JOIN aliases a ON a.label = o.market_key" if existing else ""}"""
+        """CREATE OR REPLACE TEMP TABLE keyed AS
+        WITH starts AS (SELECT file, min(row) AS first FROM obs GROUP BY file)
+        SELECT k.key, o.year, trim(o.market) AS market, nullif(trim(o.town), '') AS town,
+               nullif(trim(o.province), '') AS province, o.lat, o.lon, o.stall_area_m2,
+               o.open_area_m2, nullif(trim(o.source), '') AS source, o.status,
+               nullif(trim(o.notes), '') AS notes, n.name AS file,
+               (o.row - s.first + 2)::INTEGER AS line
+        FROM obs o JOIN keys k USING (market_key) JOIN starts s USING (file)
+             JOIN file_names n USING (file)"""
     )
-    twice = "SELECT count(*) FROM (SELECT 1 FROM keyed GROUP BY key, year HAVING count(*) > 1)"
-    if con.execute(twice).fetchall()[0][0] or _fuzzy_partners(con, existing):
+    twice = """WITH shared AS (SELECT key FROM keys GROUP BY key HAVING count(*) > 1)
+               SELECT count(*) FROM (SELECT 1 FROM keyed WHERE key IN (SELECT key FROM shared)
+                                     GROUP BY key, year HAVING count(*) > 1)"""
+    if con.execute(twice).fetchall()[0][0]:
         return False
-    survey = read.survey or DEFAULT_SURVEY
     clash = (
         "SELECT count(*) FROM keyed k JOIN observations o "
         "ON o.survey = ? AND o.market_key = k.key AND o.year = k.year"
@@ -153,12 +172,13 @@ def _fuzzy_partners(con, existing: bool) -> bool:
     old, new_only = "", ""
     if existing:
         old = "UNION ALL SELECT market_key, name, town, lat, lon, false FROM markets"
-        new_only = "WHERE key NOT IN (SELECT market_key FROM markets)"
-    groups = f"""(SELECT key, arg_min(market, year) AS market,
-                         arg_min(town, year) FILTER (WHERE town IS NOT NULL) AS town,
-                         arg_min(lat, year) FILTER (WHERE lat IS NOT NULL) AS lat,
-                         arg_min(lon, year) FILTER (WHERE lon IS NOT NULL) AS lon, true AS new
-                  FROM keyed {new_only} GROUP BY key {old})"""
+        new_only = "WHERE k.key NOT IN (SELECT market_key FROM markets)"
+    groups = f"""(SELECT k.key, arg_min(d.market, d.first_year) AS market,
+                         arg_min(d.town, d.first_year) AS town,
+                         arg_min(d.lat, d.placed_year) AS lat,
+                         arg_min(d.lon, d.placed_year) AS lon, true AS new
+                  FROM keys k JOIN described d USING (market_key) {new_only}
+                  GROUP BY k.key {old})"""
     query = f"SELECT count(*) FROM ({_with_candidate_flag(groups)}) WHERE new AND candidate"
     return bool(con.execute(query).fetchall()[0][0])
 
@@ -278,7 +298,7 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
                {typed["lon"]} AS lon, NULL::VARCHAR AS market_id, {typed["year"]} AS year,
                {typed["stall_area_m2"]} AS stall_area_m2,
                {typed["open_area_m2"]} AS open_area_m2, {typed["status"]} AS status,
-               source, notes, file, h_check
+               source, notes, file, h_check, rowid AS row
         FROM raw"""
     )
     return present
@@ -501,21 +521,9 @@ def _workspace_markets(con, survey: str, start: int, end: int) -> pd.DataFrame:
 
 
 def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.DataFrame, list[str]]:
-    """The markets of the files. Rows are grouped by a hash of their names as written; groups
-    whose names differ only in case and spaces (rule 2) are merged here, then rule 3 runs on
-    the few groups that could merge."""
+    """The markets of the files, described, with what rule 3 of market identity merged."""
     parameters = {"start": start, "end": end}
-    market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
-    checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
-        {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
-            OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
-        min(year) FILTER (WHERE lat IS NOT NULL) AS placed_year, {REPEATED}"""
-    first = _first_values("year", present, True, {"market", "town"})
-    _describe(con, "measured", first, "true", parameters, extra=checks)
-    if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
-        raise _Decline("a name that the reference reader compares in its own way")
-    _refuse_repeats(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
+    _hashed_groups(con, present, parameters)
     notices, renames = _identities(con)
     if renames:
         con.register("renames", pd.DataFrame(list(renames.items()), columns=["old", "new"]))
@@ -530,6 +538,25 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         _refuse_repeats(con)
     query = "SELECT d.*, l.label FROM described d JOIN labels l USING (market_key)"
     return _fetch_described(con, query), notices
+
+
+def _hashed_groups(con, present: set[str], parameters: dict) -> None:
+    """Describe the rows of `measured` grouped by a hash of their names as written (one group
+    per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
+    names compared without case and spaces) into `labels`. Declines names that Python would
+    compare differently, hash collisions and markets observed twice in a year."""
+    market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
+    checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
+        {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
+            OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
+        min(year) FILTER (WHERE lat IS NOT NULL) AS placed_year, min(file) AS first_file,
+        {REPEATED}"""
+    first = _first_values("year", present, True, {"market", "town"})
+    _describe(con, "measured", first, "true", parameters, extra=checks)
+    if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
+        raise _Decline("a name that the reference reader compares in its own way")
+    _refuse_repeats(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
 
 
 # A market observed twice in one year: the reference path collapses identical rows and

@@ -439,8 +439,8 @@ class Workspace:
         hashes: list[str],
         declarations: Sequence[SurveyDeclaration],
     ) -> int:
-        """Write the fast path's temporary table `keyed` (see `fastpath.import_files`) in one
-        transaction; returns the number of observations added."""
+        """Write the fast path's temporary tables `keyed` and `keys` (see
+        `fastpath.import_files`) in one transaction; returns the number of observations added."""
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.writing():
             self._prepare(declarations, [survey])
@@ -474,11 +474,11 @@ class Workspace:
             )
             self.db.execute(
                 """INSERT INTO aliases
-                   SELECT label, any_value(key), arg_min(market, (year, line)), min(i.import_id)
-                   FROM keyed JOIN import_ids i USING (file)
+                   SELECT label, any_value(key), arg_min(spelling, first_year), min(i.import_id)
+                   FROM keys k JOIN import_ids i ON i.file = k.first_file
                    GROUP BY label ON CONFLICT DO NOTHING"""
             )
-            self._refresh_markets()
+            self._refresh_markets("SELECT DISTINCT key FROM keys")
             added = self.db.execute("SELECT count(*) FROM keyed").fetchall()[0][0]
         return added
 
@@ -531,16 +531,26 @@ class Workspace:
         )
         self.db.unregister("replaced_rows")
 
-    def _refresh_markets(self) -> None:
-        """Each market's first recorded spelling, town, province and coordinates."""
+    def _refresh_markets(self, keys: str | None = None) -> None:
+        """Each market's first recorded spelling, town, province and coordinates: of every
+        market, or of the markets whose keys the SQL `keys` selects."""
         order = "(year, file, line)"
         first = ", ".join(
             f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL)"
             for c in ("market_id", "market", "town", "province", "lat", "lon")
         )
-        self.db.execute("DELETE FROM markets")
+        if keys is None:
+            self.db.execute("DELETE FROM markets")
+            self.db.execute(
+                f"INSERT INTO markets SELECT market_key, {first} FROM observations "
+                "GROUP BY market_key"
+            )
+            return
+        self.db.execute(f"CREATE OR REPLACE TEMP TABLE refreshed AS {keys}")
+        self.db.execute("DELETE FROM markets WHERE market_key IN (SELECT * FROM refreshed)")
         self.db.execute(
-            f"INSERT INTO markets SELECT market_key, {first} FROM observations GROUP BY market_key"
+            f"""INSERT INTO markets SELECT market_key, {first} FROM observations
+                WHERE market_key IN (SELECT * FROM refreshed) GROUP BY market_key"""
         )
 
 
