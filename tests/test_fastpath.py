@@ -116,8 +116,7 @@ def test_fast_import_of_messy_files_into_a_workspace_that_has_markets(tmp_path, 
     )
     second = write(
         tmp_path / "second.csv",
-        "market;town;year;stall_area_m2;open_area_m2\n"
-        "MARKET 1;t;2022;1,300;5\nC;U;2022;70;\n",
+        "market;town;year;stall_area_m2;open_area_m2\nMARKET 1;t;2022;1,300;5\nC;U;2022;70;\n",
     )
     _import_both(run, monkeypatch, [first], fast_db, slow_db)
     _import_both(run, monkeypatch, [second], fast_db, slow_db)
