@@ -179,20 +179,24 @@ def _fuzzy_partners(con, existing: bool) -> bool:
                          arg_min(d.lon, d.placed_year) AS lon, true AS new
                   FROM keys k JOIN described d USING (market_key) {new_only}
                   GROUP BY k.key {old})"""
-    query = f"SELECT count(*) FROM ({_with_candidate_flag(groups)}) WHERE new AND candidate"
+    placed = con.execute("SELECT bool_or(lat IS NOT NULL) FROM described").fetchall()[0][0]
+    flagged = _with_candidate_flag(groups, bool(placed))
+    query = f"SELECT count(*) FROM ({flagged}) WHERE new AND candidate"
     return bool(con.execute(query).fetchall()[0][0])
 
 
-def _with_candidate_flag(source: str) -> str:
+def _with_candidate_flag(source: str, placed: bool) -> str:
     """SQL for the groups of `source` (market, town, lat, lon, ...) with their `name_key`,
     `town_key`, `numbers` and `candidate`: could rule 3 pair the group with another one (same
     town, or a neighbouring map cell, and the same numbers in the name)? Over-inclusive by
-    design; `identity.fuzzy_merges` decides."""
+    design; `identity.fuzzy_merges` decides. Map cells are only counted if some group of
+    interest is `placed` (has coordinates)."""
     by_cell = ", ".join(
         f"count(*) OVER (PARTITION BY numbers, (fy + {dy}) // 2, (fx + {dx}) // 2)"
         for dy in (0, 1)
         for dx in (0, 1)
     )
+    by_cell = by_cell if placed else "0"
     return rf"""WITH named AS (
           SELECT *,
             regexp_replace(lower(replace(market, ' ', '')), '[^\w#]', '', 'g') AS name_key,
@@ -572,21 +576,26 @@ def _refuse_repeats(con) -> None:
 def _fetch_described(con, query: str) -> pd.DataFrame:
     """The described markets with an observed area, indexed by their key (`label`), as
     `identity.describe_markets` gives them; `id` is the key in the SQL tables."""
-    frame = con.execute(
-        f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
-                   lat, lon, {", ".join(BASELINE_END)}
-            FROM ({query}) WHERE observed > 0 ORDER BY label"""
-    ).df()
-    return frame.astype(
-        {
-            "market_id": "string",
-            "market": "string",
-            "town": "string",
-            "province": "string",
-            "baseline_year": "int64",
-            "end_year": "int64",
-        }
-    ).set_index("market_key")
+    frame = _arrow_frame(
+        con.sql(
+            f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
+                       lat, lon, {", ".join(BASELINE_END)}
+                FROM ({query}) WHERE observed > 0 ORDER BY label"""
+        )
+    )
+    return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")
+
+
+def _arrow_frame(relation) -> pd.DataFrame:
+    """A query's result as a DataFrame, through Arrow: text columns stay Arrow strings (the
+    `string` dtype), which is faster than building a Python object per cell."""
+    import pyarrow as pa
+
+    def text(kind):
+        textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+        return pd.StringDtype("pyarrow") if textual or pa.types.is_string_view(kind) else None
+
+    return relation.to_arrow_table().to_pandas(types_mapper=text)
 
 
 def _identities(con) -> tuple[list[str], dict[int, int]]:
@@ -605,10 +614,12 @@ def _identities(con) -> tuple[list[str], dict[int, int]]:
                         arg_min(d.lat, d.placed_year) AS lat, arg_min(d.lon, d.placed_year) AS lon,
                         min(d.first_year) AS first_year
                  FROM described d JOIN labels l USING (market_key) GROUP BY l.label)"""
+    placed = con.execute("SELECT bool_or(lat IS NOT NULL) FROM described").fetchall()[0][0]
     candidates = con.execute(
         f"""SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
                   name_key, numbers, town_key, id
-           FROM ({_with_candidate_flag(groups)}) WHERE candidate ORDER BY market_key"""
+           FROM ({_with_candidate_flag(groups, bool(placed))}) WHERE candidate
+           ORDER BY market_key"""
     ).df()
     if candidates.empty:
         return [], renames

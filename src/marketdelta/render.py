@@ -364,6 +364,7 @@ def _scalar(value) -> bool:
 
 def _flat(record: dict) -> bool:
     """A record printed on one line: scalars only (lists of scalars too)."""
-    return all(
-        _scalar(v) or (isinstance(v, list) and all(map(_scalar, v))) for v in record.values()
-    )
+    for value in record.values():
+        if isinstance(value, dict) or (isinstance(value, list) and not all(map(_scalar, value))):
+            return False
+    return True
