@@ -34,7 +34,6 @@ from .survey import (
     sniff_delimiter,
 )
 
-WORKSPACE_TEXT = ["market_id", "market", "town", "province", "lat", "lon"]
 FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
     "source", "status", "notes",
@@ -286,23 +285,26 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
         parts.append(f"SELECT {select}, {index} AS file FROM {view}")
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
+    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
+    typed = _casts(present, read)
     # A second, independent hash tells two pairs apart should the first ever collide.
     con.execute(
-        f"""CREATE TEMP TABLE raw AS SELECT *, hash(market, town) AS h,
-                  hash(town, market, 'check') AS h_check
+        f"""CREATE TEMP TABLE raw AS
+            SELECT *, hash(market, town) AS h, hash(town, market, 'check') AS h_check,
+                   {", ".join(f"{cast} AS _{column}" for column, cast in typed.items())}
             FROM ({" UNION ALL ".join(parts)})"""
     )
-    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
-    typed = _typed_columns(con, present, read)
-    if typed is None or _rows_break_rules(con, typed):
+    if not _casts_agree(con, present, typed, read) or _rows_break_rules(con, present):
         return None
+    stall = "_stall_area_m2"
+    if "status" in present:
+        stall = f"CASE WHEN _status = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW obs AS
-        SELECT h AS market_key, market, town, province, {typed["lat"]} AS lat,
-               {typed["lon"]} AS lon, NULL::VARCHAR AS market_id, {typed["year"]} AS year,
-               {typed["stall_area_m2"]} AS stall_area_m2,
-               {typed["open_area_m2"]} AS open_area_m2, {typed["status"]} AS status,
-               source, notes, file, h_check, rowid AS row
+        SELECT h AS market_key, market, town, province, _lat AS lat, _lon AS lon,
+               NULL::VARCHAR AS market_id, _year AS year, {stall} AS stall_area_m2,
+               _open_area_m2 AS open_area_m2, _status AS status, source, notes, file, h_check,
+               rowid AS row
         FROM raw"""
     )
     return present
@@ -311,42 +313,37 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
 # DuckDB's reading of a cell, for each column with a rule; checked against `survey.py`.
 CASTS = {
     "year": "try_cast({c} AS INTEGER)",
-    "stall_area_m2": "try_cast({c} AS DOUBLE)",
-    "open_area_m2": "try_cast({c} AS DOUBLE)",
+    "stall_area_m2": "try_cast(replace({c}, ',', '') AS DOUBLE)",
+    "open_area_m2": "try_cast(replace({c}, ',', '') AS DOUBLE)",
     "lat": "try_cast({c} AS DOUBLE)",
     "lon": "try_cast({c} AS DOUBLE)",
     "status": "CASE lower(trim({c})) WHEN 'open' THEN 'open' WHEN 'closed' THEN 'closed' END",
 }
 
 
-def _typed_columns(con, present: set[str], read: ReadOptions) -> dict[str, str] | None:
-    """SQL for each typed column; None if a distinct value breaks a rule or is read otherwise
-    by DuckDB than by `survey.py`."""
-    typed = {}
-    for column, cast in CASTS.items():
+def _casts(present: set[str], read: ReadOptions) -> dict[str, str]:
+    """SQL reading each column with a rule (NULL for the columns the files lack)."""
+    typed = {c: cast.format(c=c) if c in present else "NULL" for c, cast in CASTS.items()}
+    if read.year is not None:
+        typed["year"] = f"coalesce({typed['year']}, {read.year})"
+    return typed
+
+
+def _casts_agree(con, present: set[str], typed: dict[str, str], read: ReadOptions) -> bool:
+    """Does every distinct value of each column pass the rules of `survey.py`, and does DuckDB
+    read it as `survey.py` does?"""
+    for column, expression in typed.items():
         if column not in present:
-            typed[column] = "NULL"
             continue
         values = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM raw").fetchall()]
-        expression = cast.format(c=column)
-        if any("," in v for v in values if v is not None):  # thousands separators
-            expression = cast.format(c=f"replace({column}, ',', '')")
-        if column == "year" and read.year is not None:
-            expression = f"coalesce({expression}, {read.year})"
         expected = _reference_reading(column, values, read)
         if expected is None:
-            return None
+            return False
         con.register("cell_values", pd.DataFrame({column: pd.Series(values, dtype="object")}))
         got = con.execute(f"SELECT {expression} FROM cell_values").df().iloc[:, 0]
         if not _same_values(got, expected):
-            return None
-        typed[column] = expression
-    if typed["status"] != "NULL":
-        area = typed["stall_area_m2"]
-        typed["stall_area_m2"] = (
-            f"CASE WHEN {typed['status']} = 'closed' THEN coalesce({area}, 0) ELSE {area} END"
-        )
-    return typed
+            return False
+    return True
 
 
 def _reference_reading(column: str, values: list, read: ReadOptions) -> pd.Series | None:
@@ -369,13 +366,13 @@ def _same_values(got: pd.Series, expected: pd.Series) -> bool:
     return bool((both_blank | (got.astype(object) == expected.astype(object))).all())
 
 
-def _rows_break_rules(con, typed: dict[str, str]) -> bool:
+def _rows_break_rules(con, present: set[str]) -> bool:
     """The rules across columns of `survey.py`, on every row."""
     rules = []
-    if typed["status"] != "NULL":
-        rules.append(f"{typed['status']} = 'closed' AND {typed['stall_area_m2']} > 0")
-    if typed["lat"] != "NULL" or typed["lon"] != "NULL":
-        rules.append(f"({typed['lat']} IS NULL) <> ({typed['lon']} IS NULL)")
+    if "status" in present:
+        rules.append("_status = 'closed' AND _stall_area_m2 > 0")
+    if {"lat", "lon"} & present:
+        rules.append("(_lat IS NULL) <> (_lon IS NULL)")
     if not rules:
         return False
     query = f"SELECT count(*) FROM raw WHERE {' OR '.join(f'({r})' for r in rules)}"
@@ -425,19 +422,14 @@ def _report(
     ]
     start, end = period(years, options, survey, measure)
     if present is None:
-        con.execute(
-            f"CREATE OR REPLACE TEMP VIEW measured_all AS SELECT *, {area} AS area "
-            "FROM observations"
-        )
-        described, notices = _workspace_markets(con, survey.name, start, end), []
+        described, notices = _workspace_markets(con, start, end), []
     else:
         described, notices = _file_markets(con, present, start, end)
     changes = metrics.classify(described[BASELINE_END], options.min_change)
     markets = described.drop(columns=[*BASELINE_END, "id"]).join(changes, how="inner")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE panel AS SELECT market_key, year, area "
-        "FROM measured WHERE area IS NOT NULL AND year <= $end",
-        {"end": end},
+        "CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, area "
+        f"FROM measured WHERE area IS NOT NULL AND year <= {int(end)}"
     )
     closed = described.loc[changes.index[changes["closed"]], ["id"]]
     con.register("closed_ids", closed.rename_axis("key").reset_index())
@@ -453,7 +445,7 @@ def _report(
             f"{MEASURE_SQL[other.measure]} AS area FROM other_obs WHERE area IS NOT NULL"
         )
         first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchone()
-        compare = (other, _annual(con, "other_panel", first, last))
+        compare = (other, _annual(con, "other_panel", first, last, _partition(con, present)))
     return assemble(
         survey=survey,
         measure=measure,
@@ -461,7 +453,7 @@ def _report(
         end=end,
         years=[y for y in years if start <= y <= end],
         markets=markets,
-        annual=_annual(con, "panel", start, end),
+        annual=_annual(con, "panel", start, end, _partition(con, present)),
         closures=metrics.closures(closed_rows, markets, end),
         compare=compare,
         options=options,
@@ -484,7 +476,7 @@ def _describe(con, table: str, first: str, mine: str, parameters: dict, extra: s
     mine = f"area IS NOT NULL AND year <= $end AND {mine}"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE described AS
-        SELECT market_key, {first}, min(year) AS first_year,
+        SELECT market_key, {first + "," if first else ""} min(year) AS first_year,
               coalesce(max(year) FILTER (WHERE {mine} AND year <= $start),
                        min(year) FILTER (WHERE {mine} AND year > $start)) AS baseline_year,
               coalesce(arg_max(area, year) FILTER (WHERE {mine} AND year <= $start),
@@ -515,13 +507,16 @@ def _first_values(order: str, present: set[str], trimmed: bool, constant: set[st
     return ", ".join(columns)
 
 
-def _workspace_markets(con, survey: str, start: int, end: int) -> pd.DataFrame:
-    # A market has one row a year in one survey; ties in year only arise across surveys.
-    several = con.execute("SELECT count(DISTINCT survey) > 1 FROM observations").fetchall()[0][0]
-    first = _first_values("(year, file)" if several else "year", set(WORKSPACE_TEXT), False, set())
-    parameters = {"start": start, "end": end, "survey": survey}
-    _describe(con, "measured_all", first, "survey = $survey", parameters)
-    return _fetch_described(con, "SELECT *, market_key AS label FROM described")
+def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
+    """A workspace's markets: as first recorded in any survey (its `markets` table, kept by
+    every import), with their baseline and end in this one."""
+    _describe(con, "measured", "", "true", {"start": start, "end": end})
+    return _fetch_described(
+        con,
+        """SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
+                  d.market_key AS label
+           FROM described d JOIN markets m USING (market_key)""",
+    )
 
 
 def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.DataFrame, list[str]]:
@@ -649,11 +644,20 @@ def _merge(con, candidates: pd.DataFrame):
     return fuzzy_merges(with_history(groups, history), set(), True)
 
 
-def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
+def _partition(con, present: set[str] | None) -> str:
+    """What the annual window partitions rows by: a hash of a workspace's text keys (sorting
+    numbers is much faster), unless two keys share a hash; files are keyed by hashes already."""
+    if present is not None:
+        return "market_key"
+    shared = "SELECT count(*) <> count(DISTINCT hash(market_key)) FROM markets"
+    return "market_key" if con.execute(shared).fetchall()[0][0] else "hash(market_key)"
+
+
+def _annual(con, table: str, start: int, end: int, partition: str) -> pd.DataFrame:
     """`metrics.annual_series`, in SQL."""
     flows = con.execute(
         f"""WITH f AS (
-             SELECT year, area - lag(area) OVER (PARTITION BY market_key ORDER BY year) AS d
+             SELECT year, area - lag(area) OVER (PARTITION BY {partition} ORDER BY year) AS d
              FROM {table} WHERE year <= $end)
            SELECT year, coalesce(sum(greatest(d, 0)), 0) AS gross_additions_m2,
                   coalesce(sum(greatest(-d, 0)), 0) AS gross_reductions_m2,

@@ -29,6 +29,9 @@ def measured_area(observations: pd.DataFrame, measure: str) -> pd.Series:
     raise ValueError(f"unknown measure {measure!r}; use one of {', '.join(MEASURES)}")
 
 
+PANEL_INPUT = ["market_key", "year", "stall_area_m2", "open_area_m2"]  # what `panel_of` reads
+
+
 def panel_of(observations: pd.DataFrame, measure: str = "stall") -> pd.DataFrame:
     """The observed (market_key, year, area) rows, sorted by market and year."""
     return (

@@ -297,7 +297,7 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     options = options or ReportOptions()
     survey = panel.survey(options.survey)
     measure = options.measure or survey.measure
-    rows = metrics.panel_of(panel.observations_of(survey.name), measure)
+    rows = metrics.panel_of(panel.observations_of(survey.name, metrics.PANEL_INPUT), measure)
     years = sorted(int(y) for y in rows["year"].unique())
     start, end = period(years, options, survey, measure)
     changes = metrics.market_changes(rows, start, end, options.min_change)
@@ -305,7 +305,9 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
     compare = None
     other = panel.comparison_for(survey, options.compare)
     if other is not None:
-        other_rows = metrics.panel_of(panel.observations_of(other.name), other.measure)
+        other_rows = metrics.panel_of(
+            panel.observations_of(other.name, metrics.PANEL_INPUT), other.measure
+        )
         compare = (other, metrics.annual_series(other_rows, *_span(other_rows["year"])))
     return assemble(
         survey=survey,

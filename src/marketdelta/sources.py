@@ -74,8 +74,11 @@ class Panel:
             return None
         return self.survey(name)
 
-    def observations_of(self, survey: str) -> pd.DataFrame:
-        return self.observations[self.observations["survey"] == survey]
+    def observations_of(self, survey: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """One survey's observations (only `columns`, if given: taking every text column of
+        a large frame costs more than the figures)."""
+        chosen = self.observations if columns is None else self.observations[columns]
+        return chosen[self.observations["survey"] == survey]
 
     def markets(self) -> pd.DataFrame:
         return describe_markets(self.observations)
