@@ -56,7 +56,8 @@ def test_messy_but_valid_file(tmp_path):
         'A,T,2020,"1,200",open,10,x\nA,T,2022,1300,,,\n'
         "Hadang Market #2,P,2020,100,,,\nHadang Market #3,P,2020,90,,,\n"
         "Hadang Market #2,P,2022,150,,,\nHadang Market #3,P,2022,80,,,\n"
-        "Nampo-Waudo,N,2020,600,,,\nNampo-Wadu,N,2024,,closed,,\nB,T,2024,,,,\n",
+        "Nampo-Waudo,N,2020,600,,,\nNampo-Wadu,N,2024,,closed,,\nB,T,2024,,,,\n"
+        "hadang market #2 , p ,2024,170,,,\n",  # rule 2: the same market, spelt otherwise
     )
     for measure in ("stall", "open", "total"):
         fast, reference = both([data], measure=measure)

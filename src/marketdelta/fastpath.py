@@ -325,7 +325,7 @@ def _casts(present: set[str], read: ReadOptions) -> dict[str, str]:
     """SQL reading each column with a rule (NULL for the columns the files lack)."""
     typed = {c: cast.format(c=c) if c in present else "NULL" for c, cast in CASTS.items()}
     if read.year is not None:
-        typed["year"] = f"coalesce({typed['year']}, {read.year})"
+        typed["year"] = f"coalesce({typed['year']}, {int(read.year)})"
     return typed
 
 

@@ -216,10 +216,10 @@ class Report:
     def _closure_records(self) -> list[dict[str, Any]]:
         table = self.closure_table()
         columns = {
-            "market": table["market"].tolist(),
-            "town": [_text(v) for v in table["town"].tolist()],
-            "lat": [_number(v) for v in table["lat"].tolist()],
-            "lon": [_number(v) for v in table["lon"].tolist()],
+            "market": _texts(table["market"]),
+            "town": _texts(table["town"]),
+            "lat": _numbers(table["lat"]),
+            "lon": _numbers(table["lon"]),
             "area_before_m2": [area(v) for v in table["area_before_m2"].tolist()],
             "last_open_year": table["last_open_year"].astype("int64").tolist(),
             "closed_by_year": table["closed_by_year"].astype("int64").tolist(),
@@ -253,8 +253,12 @@ def _text(value: Any) -> str | None:
     return None if pd.isna(value) else str(value)
 
 
-def _number(value: Any) -> float | None:
-    return None if pd.isna(value) else float(value)
+def _texts(values: pd.Series) -> list[str | None]:
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def _numbers(values: pd.Series) -> list[float | None]:
+    return values.astype("float64").astype(object).where(values.notna(), None).tolist()
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
