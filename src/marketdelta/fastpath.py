@@ -102,12 +102,13 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
     if not all(_one_line_per_row(Path(s)) for s in sources):
         return None
     survey = read.survey or DEFAULT_SURVEY
+    fresh = workspace.is_new
     try:
-        if not _keyed_rows(con, sources, headers, read, survey, existing=not workspace.is_new):
+        if not _keyed_rows(con, sources, headers, read, survey, existing=not fresh):
             return None
     except (duckdb.Error, _Decline):
         return None
-    added = workspace.apply_fast(survey, list(sources), hashes, declarations)
+    added = workspace.apply_fast(survey, list(sources), hashes, declarations, fresh)
     return FastImport(len(sources), added, [])
 
 

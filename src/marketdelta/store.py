@@ -438,6 +438,7 @@ class Workspace:
         files: list,
         hashes: list[str],
         declarations: Sequence[SurveyDeclaration],
+        fresh: bool = False,
     ) -> int:
         """Write the fast path's temporary tables `keyed` and `keys` (see
         `fastpath.import_files`) in one transaction; returns the number of observations added."""
@@ -478,7 +479,16 @@ class Workspace:
                    FROM keys k JOIN import_ids i ON i.file = k.first_file
                    GROUP BY label ON CONFLICT DO NOTHING"""
             )
-            self._refresh_markets("SELECT DISTINCT key FROM keys")
+            if fresh:  # every row is in `keyed`, one a year per market: first by year
+                first = ", ".join(
+                    f"arg_min({c}, year) FILTER (WHERE {c} IS NOT NULL)"
+                    for c in ("market", "town", "province", "lat", "lon")
+                )
+                self.db.execute(
+                    f"INSERT INTO markets SELECT key, NULL, {first} FROM keyed GROUP BY key"
+                )
+            else:
+                self._refresh_markets("SELECT DISTINCT key FROM keys")
             added = self.db.execute("SELECT count(*) FROM keyed").fetchall()[0][0]
         return added
 
