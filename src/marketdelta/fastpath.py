@@ -260,9 +260,9 @@ def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None
 
 def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
     """Read every file into `raw` as text, in one pass, and define the view `obs` of its typed
-    observations keyed by a hash of the (market, town) pair as written; False if any cell
-    breaks a rule of `survey.py` (the reference reader will then explain it), else the
-    columns the files have.
+    observations keyed by a hash of the (market, town) pair as written. Returns the columns the
+    files have, or None if any cell breaks a rule of `survey.py` (the reference reader will
+    then explain it).
 
     The cell rules are checked on each column's distinct values (a few thousand, not millions
     of rows), by `survey.py`'s own code, and DuckDB's casts are checked to agree with it there;
