@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from marketdelta import fastpath
+from marketdelta.errors import MarketdeltaError
 from marketdelta.report import ReportOptions, build_report
 from marketdelta.sources import read_files
 from marketdelta.survey import ReadOptions
@@ -184,3 +187,45 @@ def test_near_spellings_on_the_map_are_merged_on_both_paths(tmp_path):
     fast, reference = both([data])
     assert fast == reference
     assert fast["markets"] == 3  # the first pair is within 250 m; the second is not
+
+
+names = st.sampled_from(
+    ["Market 1", "market 1 ", "MARKET  1", "Stalls 2", "Hadang #3", "Hadang #4"]
+)
+towns = st.sampled_from(["", "T", " t", "U"])
+cells = st.one_of(
+    st.none(), st.integers(0, 3000).map(str), st.sampled_from(["1,200", " 80 ", "0", "12.5"])
+)
+statuses = st.sampled_from(["", "", "", "open", "closed", " Closed "])
+rows = st.tuples(names, towns, st.sampled_from([2019, 2020, 2022, 2024]), cells, statuses)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(rows, min_size=1, max_size=12), st.sampled_from(["stall", "total"]))
+def test_random_messy_files_give_the_reference_report_or_are_declined(tmp_path_factory, data, how):
+    """Spellings that differ in case and spaces, blanks, separators, statuses: whatever the fast
+    path accepts, it reports exactly as the reference path does."""
+    lines = ["market,town,year,stall_area_m2,open_area_m2,status"]
+    for market, town, year, area, status in data:
+        closed = status.strip().lower() == "closed"
+        stall = "" if area is None or (closed and area not in ("0", None)) else area
+        lines.append(f'{market},{town},{year},"{stall}",{"" if closed else "5"},{status}')
+    path = tmp_path_factory.mktemp("random") / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    options = ReportOptions(measure=how)
+    fast = _outcome(lambda: fastpath.report_from_files([path], ReadOptions(), options))
+    reference = _outcome(lambda: build_report(read_files([path], ReadOptions()), options))
+    if fast == ("report", None):
+        return  # declined: the reference path decides
+    if fast[0] == "report":
+        fast = ("report", fast[1].to_dict())
+        reference = ("report", reference[1].to_dict()) if reference[0] == "report" else reference
+    assert fast == reference
+
+
+def _outcome(compute):
+    """("report", what `compute` returned) or ("error", its message)."""
+    try:
+        return "report", compute()
+    except MarketdeltaError as error:
+        return "error", str(error)

@@ -123,8 +123,12 @@ def _notify(notices: list[str], quiet: bool) -> None:
 @contextmanager
 def _working(description: str, quiet: bool = False) -> Iterator[None]:
     """A progress bar on stderr for work that takes over a second (terminals only)."""
+    forced = {"FORCE_COLOR", "TTY_INTERACTIVE"} & set(os.environ)  # rich's own overrides
+    if quiet or not (sys.stderr.isatty() or forced):  # decided before importing rich
+        yield
+        return
     console = _stderr()
-    if quiet or not console.is_terminal:
+    if not console.is_terminal:
         yield
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
