@@ -71,6 +71,9 @@ def baseline_and_end(panel: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
     )
 
 
+DIRECTIONS = ["opened", "closed", "increased", "decreased", "unchanged"]  # the first that holds
+
+
 def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
     """Add change, the five classes (with `--min-change` M) and the DHS growth rate."""
     change = changes["end_m2"] - changes["baseline_m2"]
@@ -85,10 +88,8 @@ def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
         increased=increased,
         decreased=decreased,
         unchanged=~increased & ~decreased,
-        direction=np.select(
-            [opened, closed, increased, decreased],
-            ["opened", "closed", "increased", "decreased"],
-            "unchanged",
+        direction=pd.Categorical.from_codes(
+            np.select([opened, closed, increased, decreased], [0, 1, 2, 3], 4), DIRECTIONS
         ),
         dhs_growth=dhs_growth(changes["baseline_m2"], changes["end_m2"]),
     )
@@ -133,14 +134,19 @@ class Totals:
 
 
 def totals(changes: pd.DataFrame, start: int, end: int) -> Totals:
-    change = changes["change_m2"]
+    change = changes["change_m2"].to_numpy(dtype=float)
     return Totals(
         start_m2=float(changes["baseline_m2"].sum()),
         end_m2=float(changes["end_m2"].sum()),
-        gross_additions_m2=float(change.clip(lower=0).sum()),
-        gross_reductions_m2=float((-change).clip(lower=0).sum()),
+        gross_additions_m2=float(_positive(change).sum()),
+        gross_reductions_m2=float(_positive(-change).sum()),
         years=end - start,
     )
+
+
+def _positive(values: np.ndarray) -> np.ndarray:
+    """The positive part of each value (numpy: `Series.clip` costs 0.1 s a million rows)."""
+    return np.maximum(values, 0.0)
 
 
 @dataclass(frozen=True)
@@ -254,7 +260,7 @@ class Concentration:
 
 
 def concentration(changes: pd.DataFrame) -> Concentration:
-    gains = changes["change_m2"].clip(lower=0)
+    gains = pd.Series(_positive(changes["change_m2"].to_numpy(dtype=float)))
     return Concentration(
         hhi_additions=hhi(gains),
         gini_additions=gini(gains),
@@ -292,8 +298,10 @@ def lorenz_curve(values: pd.Series) -> pd.DataFrame:
 def latest_imagery(changes: pd.DataFrame, towns: pd.Series) -> dict[int, int]:
     """Number of towns by the year of their latest observation (a market without a town
     counts as a town of its own)."""
-    town = towns.reindex(changes.index).fillna(pd.Series(changes.index, index=changes.index))
-    latest = changes.groupby(town.to_numpy())["end_year"].max()
+    codes, _ = pd.factorize(towns.reindex(changes.index))
+    alone = codes < 0  # no town: a town of its own
+    codes[alone] = codes.max(initial=-1) + 1 + np.arange(alone.sum())
+    latest = changes["end_year"].groupby(codes).max()
     return {int(year): int(n) for year, n in latest.value_counts().sort_index().items()}
 
 
