@@ -165,7 +165,8 @@ def counts(changes: pd.DataFrame) -> Counts:
 def closures(panel: pd.DataFrame, changes: pd.DataFrame, end: int) -> pd.DataFrame:
     """Closed markets: their last non-zero area, its year, and the first zero after it."""
     closed_keys = changes.index[changes["closed"]]
-    rows = panel[panel["market_key"].isin(closed_keys) & (panel["year"] <= end)]
+    closed_rows = closed_keys.get_indexer(panel["market_key"]) >= 0  # faster than isin
+    rows = panel[closed_rows & (panel["year"] <= end).to_numpy()]
     last_open = rows[rows["area"] > 0].groupby("market_key").last()
     zeros = rows[rows["area"] == 0].join(last_open["year"].rename("open_year"), on="market_key")
     closed_by = zeros[zeros["year"] > zeros["open_year"]].groupby("market_key")["year"].min()

@@ -355,7 +355,10 @@ def _dumps(value, indent: str) -> str:
 
 
 def _compact(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return _ENCODER.encode(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 
 
 def _scalar(value) -> bool:
