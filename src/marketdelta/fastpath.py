@@ -597,19 +597,27 @@ def _arrow_frame(relation) -> pd.DataFrame:
 def _identities(con) -> tuple[list[str], dict[int, int]]:
     """Rules 2 and 3 of market identity on the described groups: (notices, renames of the
     groups' hashes, each to the smallest hash of its market)."""
-    renames = dict(
-        con.execute(
-            """SELECT market_key, kept FROM (
-                 SELECT market_key, min(market_key) OVER (PARTITION BY label) AS kept
-                 FROM labels) WHERE market_key <> kept"""
-        ).fetchall()
+    shared = con.execute("SELECT count(*) - count(DISTINCT label) FROM labels").fetchall()[0][0]
+    renames, groups = (
+        {},
+        """(SELECT label AS market_key, market_key AS id, market, town, lat,
+                                     lon, first_year FROM described)""",
     )
-    groups = """(SELECT l.label AS market_key, min(d.market_key) AS id,
-                        arg_min(d.market, d.first_year) AS market,
-                        arg_min(d.town, d.first_year) AS town,
-                        arg_min(d.lat, d.placed_year) AS lat, arg_min(d.lon, d.placed_year) AS lon,
-                        min(d.first_year) AS first_year
-                 FROM described d JOIN labels l USING (market_key) GROUP BY l.label)"""
+    if shared:  # spellings of one market: one group each, merged here
+        renames = dict(
+            con.execute(
+                """SELECT market_key, kept FROM (
+                     SELECT market_key, min(market_key) OVER (PARTITION BY label) AS kept
+                     FROM labels) WHERE market_key <> kept"""
+            ).fetchall()
+        )
+        groups = """(SELECT l.label AS market_key, min(d.market_key) AS id,
+                            arg_min(d.market, d.first_year) AS market,
+                            arg_min(d.town, d.first_year) AS town,
+                            arg_min(d.lat, d.placed_year) AS lat,
+                            arg_min(d.lon, d.placed_year) AS lon,
+                            min(d.first_year) AS first_year
+                     FROM described d JOIN labels l USING (market_key) GROUP BY l.label)"""
     placed = con.execute("SELECT bool_or(lat IS NOT NULL) FROM described").fetchall()[0][0]
     candidates = con.execute(
         f"""SELECT market_key, market, town, lat, lon, NULL AS market_id, first_year,
