@@ -546,10 +546,11 @@ def _hashed_groups(con, present: set[str], parameters: dict) -> None:
     names compared without case and spaces) into `labels`. Declines names that Python would
     compare differently, hash collisions and markets observed twice in a year."""
     market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
+    placed = "min(year) FILTER (WHERE lat IS NOT NULL)" if "lat" in present else "NULL::INTEGER"
     checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
         {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
             OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
-        min(year) FILTER (WHERE lat IS NOT NULL) AS placed_year, min(file) AS first_file,
+        {placed} AS placed_year, min(file) AS first_file,
         {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
     _describe(con, "measured", first, "true", parameters, extra=checks)
