@@ -9,6 +9,14 @@ For files, the fast path is only taken for plain long-layout files whose every c
 same rules as `survey.py`. Anything else — a bad cell, a duplicate row, an unusual column, a
 non-ASCII name — returns None, and the caller uses the reference reader, which explains the
 problem precisely. Tests check that both paths give the same report.
+
+How the files flow, table by table (all temporary, in one DuckDB connection):
+`raw` (every cell as text, a hash of each row's market and town as written, the typed columns)
+→ `obs` (a view of typed observations keyed by that hash) → `measured` (`obs` with the area of
+the report's measure) → `described` (one row per spelling: names, baseline, end, checks) and
+`labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates →
+`panel` (the rows the annual window reads). A workspace starts at `obs`, a view of its stored
+observations of one survey, keyed by market key.
 """
 
 from __future__ import annotations
