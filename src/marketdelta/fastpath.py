@@ -275,6 +275,8 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
     The cell rules are checked on each column's distinct values (a few thousand, not millions
     of rows), by `survey.py`'s own code, and DuckDB's casts are checked to agree with it there;
     the rules across columns and the names are checked in SQL."""
+    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
+    stored = sorted((FAST_COLUMNS & present) | {"town"})  # absent columns are not stored
     parts = []
     for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
         relation = con.read_csv(
@@ -288,14 +290,11 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
         )
         view = f"file_{index}"
         con.register(view, relation)
-        kept = [n for n in names if n in FAST_COLUMNS]
-        missing = sorted(FAST_COLUMNS - set(kept))
-        select = ", ".join([f'"{n}"' for n in kept] + [f"NULL::VARCHAR AS {n}" for n in missing])
+        select = ", ".join(f'"{c}"' if c in names else f"NULL::VARCHAR AS {c}" for c in stored)
         parts.append(f"SELECT {select}, {index} AS file FROM {view}")
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
-    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
-    typed = _casts(present, read)
+    typed = {c: cast for c, cast in _casts(present, read).items() if c in present}
     # A second, independent hash tells two pairs apart should the first ever collide.
     con.execute(
         f"""CREATE TEMP TABLE raw AS
@@ -303,16 +302,24 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
                    {", ".join(f"{cast} AS _{column}" for column, cast in typed.items())}
             FROM ({" UNION ALL ".join(parts)})"""
     )
-    if not _casts_agree(con, present, typed, read) or _rows_break_rules(con, present):
+    if not _casts_agree(con, typed, read) or _rows_break_rules(con, present):
         return None
+
+    def text(c: str) -> str:
+        return c if c in stored else f"NULL::VARCHAR AS {c}"
+
+    def number(c: str, kind: str = "DOUBLE") -> str:
+        return f"_{c} AS {c}" if c in typed else f"NULL::{kind} AS {c}"
+
     stall = "_stall_area_m2"
-    if "status" in present:
+    if "status" in typed:
         stall = f"CASE WHEN _status = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END"
     con.execute(
         f"""CREATE OR REPLACE TEMP VIEW obs AS
-        SELECT h AS market_key, market, town, province, _lat AS lat, _lon AS lon,
-               NULL::VARCHAR AS market_id, _year AS year, {stall} AS stall_area_m2,
-               _open_area_m2 AS open_area_m2, _status AS status, source, notes, file, h_check,
+        SELECT h AS market_key, market, town, {text("province")}, {number("lat")},
+               {number("lon")}, NULL::VARCHAR AS market_id, _year AS year,
+               {stall} AS stall_area_m2, {number("open_area_m2")},
+               {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, file, h_check,
                rowid AS row
         FROM raw"""
     )
@@ -338,12 +345,10 @@ def _casts(present: set[str], read: ReadOptions) -> dict[str, str]:
     return typed
 
 
-def _casts_agree(con, present: set[str], typed: dict[str, str], read: ReadOptions) -> bool:
+def _casts_agree(con, typed: dict[str, str], read: ReadOptions) -> bool:
     """Does every distinct value of each column pass the rules of `survey.py`, and does DuckDB
     read it as `survey.py` does?"""
     for column, expression in typed.items():
-        if column not in present:
-            continue
         values = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM raw").fetchall()]
         expected = _reference_reading(column, values, read)
         if expected is None:
@@ -381,7 +386,8 @@ def _rows_break_rules(con, present: set[str]) -> bool:
     if "status" in present:
         rules.append("_status = 'closed' AND _stall_area_m2 > 0")
     if {"lat", "lon"} & present:
-        rules.append("(_lat IS NULL) <> (_lon IS NULL)")
+        lat, lon = (f"_{c}" if c in present else "NULL" for c in ("lat", "lon"))
+        rules.append(f"({lat} IS NULL) <> ({lon} IS NULL)")
     if not rules:
         return False
     query = f"SELECT count(*) FROM raw WHERE {' OR '.join(f'({r})' for r in rules)}"
