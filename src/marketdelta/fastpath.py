@@ -375,9 +375,10 @@ def _reference_reading(column: str, values: list, read: ReadOptions) -> pd.Serie
 
 
 def _same_values(got: pd.Series, expected: pd.Series) -> bool:
-    got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
-    both_blank = got.isna() & expected.isna()
-    return bool((both_blank | (got.astype(object) == expected.astype(object))).all())
+    def cells(values: pd.Series) -> list:
+        return values.astype(object).where(values.notna(), None).tolist()
+
+    return cells(got) == cells(expected)
 
 
 def _rows_break_rules(con, present: set[str]) -> bool:
