@@ -74,6 +74,13 @@ YearOption = Annotated[
     int | None, typer.Option("--year", help="Year of the rows of files without a year column.")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No notices on stderr.")]
+MeasureOption = Annotated[
+    Measure | None, typer.Option("--measure", help="Stall area, open-air area, or their total.")
+]
+MinChangeOption = Annotated[
+    float,
+    typer.Option("--min-change", min=0, help="Changes of at most this many m² count as unchanged."),
+]
 
 
 def _version(value: bool) -> None:
@@ -179,12 +186,7 @@ def report(
     survey: SurveyOption = None,
     start: FromOption = None,
     end: ToOption = None,
-    min_change: Annotated[
-        float,
-        typer.Option(
-            "--min-change", min=0, help="Changes of at most this many m² count as unchanged."
-        ),
-    ] = 0.0,
+    min_change: MinChangeOption = 0.0,
     top: Annotated[
         int, typer.Option("--top", min=1, help="How many markets the top share covers.")
     ] = 4,
@@ -194,10 +196,7 @@ def report(
     compare: Annotated[
         str | None, typer.Option("--compare", help="Compare with this survey's peak year.")
     ] = None,
-    measure: Annotated[
-        Measure | None,
-        typer.Option("--measure", help="Stall area, open-air area, or their total."),
-    ] = None,
+    measure: MeasureOption = None,
     universe: Annotated[
         int | None, typer.Option("--universe", min=1, help="Number of markets known to exist.")
     ] = None,
@@ -263,12 +262,8 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="File to write (default: standard output).")
     ] = None,
-    measure: Annotated[
-        Measure | None, typer.Option("--measure", help="Stall area, open-air area, or their total.")
-    ] = None,
-    min_change: Annotated[
-        float, typer.Option("--min-change", min=0, help="Changes up to this count as unchanged.")
-    ] = 0.0,
+    measure: MeasureOption = None,
+    min_change: MinChangeOption = 0.0,
     year: YearOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -343,12 +338,8 @@ def chart(
     top: Annotated[
         int, typer.Option("--top", min=1, help="How many markets the top share covers.")
     ] = 4,
-    measure: Annotated[
-        Measure | None, typer.Option("--measure", help="Stall area, open-air area, or their total.")
-    ] = None,
-    min_change: Annotated[
-        float, typer.Option("--min-change", min=0, help="Changes up to this count as unchanged.")
-    ] = 0.0,
+    measure: MeasureOption = None,
+    min_change: MinChangeOption = 0.0,
     year: YearOption = None,
     quiet: QuietOption = False,
 ) -> None:
