@@ -188,6 +188,59 @@ def test_newer_schema_is_refused(tmp_path, run):
     assert digest(db) == before
 
 
+def as_schema_1(db: Path) -> None:
+    """Turn a workspace back into schema 1, whose observations had a primary key."""
+    with duckdb.connect(str(db)) as con:
+        columns = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'observations'")
+        create = columns.fetchall()[0][0].rstrip(";").rstrip()
+        con.execute("ALTER TABLE observations RENAME TO newer")
+        con.execute(create[:-1] + ", PRIMARY KEY (survey, market_key, year))")
+        con.execute("INSERT INTO observations SELECT * FROM newer")
+        con.execute("DROP TABLE newer")
+        con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+
+
+def primary_keys(db: Path) -> list:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' "
+            "AND table_name = 'observations'"
+        ).fetchall()
+
+
+def test_schema_1_is_read_as_it_is_and_migrated_by_the_next_import(tmp_path, run, run_json):
+    db = tmp_path / "ws.duckdb"
+    assert run("import", *STALLS[:3], "--db", db, "--survey", "stalls").exit_code == 0
+    before = run_json("report", "--db", db)
+    as_schema_1(db)
+    assert primary_keys(db)
+    schema_1 = digest(db)
+    assert run_json("report", "--db", db) == before
+    assert digest(db) == schema_1  # reading never migrates
+    assert run("import", *STALLS[3:], "--db", db, "--survey", "stalls").exit_code == 0
+    assert not primary_keys(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
+    assert version == [("2",)]
+    assert run_json("report", "--db", db) == run_json("report", *STALLS, "--survey", "stalls")
+
+
+def test_an_observation_is_stored_once_without_a_primary_key(tmp_path, run):
+    db = tmp_path / "ws.duckdb"
+    for _ in range(2):
+        assert run("import", STALLS[0], "--db", db, "--replace").exit_code == 0
+    changed = write(tmp_path / "changed.csv", STALLS[0].read_text().replace(",400,", ",410,", 1))
+    assert run("import", changed, "--db", db, "--replace").exit_code == 0
+    with duckdb.connect(str(db), read_only=True) as con:
+        twice = con.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM observations "
+            "GROUP BY survey, market_key, year HAVING count(*) > 1)"
+        ).fetchall()[0][0]
+        rows = con.execute("SELECT count(*) FROM observations").fetchall()[0][0]
+    assert twice == 0
+    assert rows == len(STALLS[0].read_text().strip().splitlines()) - 1
+
+
 def test_not_a_workspace(tmp_path, run):
     other = tmp_path / "other.duckdb"
     with duckdb.connect(str(other)) as con:

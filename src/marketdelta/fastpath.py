@@ -460,7 +460,7 @@ def _report(
             f"CREATE OR REPLACE TEMP VIEW other_panel AS SELECT market_key, year, "
             f"{MEASURE_SQL[other.measure]} AS area FROM other_obs WHERE area IS NOT NULL"
         )
-        first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchone()
+        first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchall()[0]
         compare = (other, _annual(con, "other_panel", first, last, _partition(con, present)))
     return assemble(
         survey=survey,

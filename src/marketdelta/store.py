@@ -26,7 +26,8 @@ from .identity import Merge, exact_labels, resolve_markets
 from .sources import Panel, SurveyInfo, refuse_conflicts
 from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+OLDEST_READABLE = 1  # schema 2 only dropped a constraint: a schema-1 workspace reads the same
 LOCK_WAIT_ENV = "MARKETDELTA_LOCK_WAIT"  # seconds to wait for a busy workspace (default 5)
 
 SCHEMA = [
@@ -60,13 +61,12 @@ SCHEMA = [
         spelling VARCHAR NOT NULL,
         import_id INTEGER NOT NULL                   -- the import that first brought it
     )""",
-    """CREATE TABLE observations (
+    """CREATE TABLE observations (                   -- one row per (survey, market_key, year)
         survey VARCHAR NOT NULL, market_key VARCHAR NOT NULL, year INTEGER NOT NULL,
         market_id VARCHAR, market VARCHAR NOT NULL, town VARCHAR, province VARCHAR,
         lat DOUBLE, lon DOUBLE, stall_area_m2 DOUBLE, open_area_m2 DOUBLE,
         imagery_date VARCHAR, source VARCHAR, status VARCHAR, notes VARCHAR,
-        file VARCHAR NOT NULL, line INTEGER NOT NULL, import_id INTEGER NOT NULL,
-        PRIMARY KEY (survey, market_key, year)
+        file VARCHAR NOT NULL, line INTEGER NOT NULL, import_id INTEGER NOT NULL
     )""",
     """CREATE TABLE replacements (                   -- what each --replace import replaced
         import_id INTEGER NOT NULL, survey VARCHAR NOT NULL, market_key VARCHAR NOT NULL,
@@ -74,8 +74,18 @@ SCHEMA = [
         new_stall_area_m2 DOUBLE, new_open_area_m2 DOUBLE, old_import_id INTEGER NOT NULL
     )""",
 ]
-# Migrations from version N to N + 1, applied in order when an older workspace is opened.
-MIGRATIONS: dict[int, list[str]] = {}
+# Migrations from version N to N + 1, applied in order when an older workspace is opened
+# for writing.
+MIGRATIONS: dict[int, list[str]] = {
+    # 1 -> 2: observations without the primary key, which DuckDB maintained row by row (half
+    # the time of a large import); `Workspace` checks that each key is stored once instead.
+    1: [
+        "ALTER TABLE observations RENAME TO observations_v1",
+        next(statement for statement in SCHEMA if "TABLE observations" in statement),
+        "INSERT INTO observations SELECT * FROM observations_v1",
+        "DROP TABLE observations_v1",
+    ],
+}
 
 AREA_COLUMNS = ["stall_area_m2", "open_area_m2"]
 KEY_COLUMNS = ["survey", "market_key", "year"]
@@ -213,7 +223,7 @@ class Workspace:
                 "choose another path with --db"
             )
         version = int(
-            self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()[0][0]
         )
         if version > SCHEMA_VERSION:
             raise WorkspaceError(
@@ -222,12 +232,13 @@ class Workspace:
                 "marketdelta with `pip install -U marketdelta`"
             )
         if version < SCHEMA_VERSION:
-            if not self.write:
+            if not self.write and version < OLDEST_READABLE:
                 raise WorkspaceError(
                     f"{self.path}: the workspace uses schema {version}; run any "
                     "`marketdelta import` to upgrade it"
                 )
-            self._migrate(version)
+            if self.write:
+                self._migrate(version)
 
     def _migrate(self, version: int) -> None:
         with self.transaction():
@@ -406,6 +417,7 @@ class Workspace:
             self.db.register("incoming", added[[*OBSERVATION_COLUMNS, "market_key", "import_id"]])
             columns = ", ".join([*OBSERVATION_COLUMNS, "market_key", "import_id"])
             self.db.execute(f"INSERT INTO observations ({columns}) SELECT {columns} FROM incoming")
+            self._check_stored_once("incoming")
             self.db.unregister("incoming")
             labels = plan.labels.assign(import_id=plan.labels["file"].map(ids).astype("int64"))
             self.db.register("new_labels", labels)
@@ -415,6 +427,19 @@ class Workspace:
             )
             self.db.unregister("new_labels")
             self._refresh_markets()
+
+    def _check_stored_once(self, rows: str) -> None:
+        """Each (survey, market_key, year) of the table `rows` is stored once: what the primary
+        key of schema 1 guaranteed, checked for the rows just written (the plan already split
+        them into new and replacing, so a failure here is a bug, and rolls the import back)."""
+        twice = self.db.execute(
+            f"""SELECT count(*) FROM (
+                 SELECT 1 FROM observations WHERE (survey, market_key, year) IN
+                     (SELECT (survey, market_key, year) FROM {rows})
+                 GROUP BY survey, market_key, year HAVING count(*) > 1)"""
+        ).fetchall()[0][0]
+        if twice:
+            raise RuntimeError(f"marketdelta bug: {twice} observations would be stored twice")
 
     def _prepare(self, declarations: Sequence[SurveyDeclaration], surveys: list[str]) -> None:
         """The schema for a new workspace, the surveys declared or seen, the main survey."""
