@@ -200,11 +200,18 @@ statuses = st.sampled_from(["", "", "", "open", "closed", " Closed "])
 rows = st.tuples(names, towns, st.sampled_from([2019, 2020, 2022, 2024]), cells, statuses)
 
 
-@settings(max_examples=30, deadline=None)
-@given(st.lists(rows, min_size=1, max_size=12), st.sampled_from(["stall", "total"]))
-def test_random_messy_files_give_the_reference_report_or_are_declined(tmp_path_factory, data, how):
-    """Spellings that differ in case and spaces, blanks, separators, statuses: whatever the fast
-    path accepts, it reports exactly as the reference path does."""
+periods = st.sampled_from(
+    [{}, {"start": 2019}, {"start": 2020, "end": 2022}, {"end": 2020}, {"start": 2022}]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(rows, min_size=1, max_size=12), st.sampled_from(["stall", "total"]), periods)
+def test_random_messy_files_give_the_reference_report_or_are_declined(
+    tmp_path_factory, data, how, period
+):
+    """Spellings that differ in case and spaces, blanks, separators, statuses, gaps, periods:
+    whatever the fast path accepts, it reports exactly as the reference path does."""
     lines = ["market,town,year,stall_area_m2,open_area_m2,status"]
     for market, town, year, area, status in data:
         closed = status.strip().lower() == "closed"
@@ -212,7 +219,7 @@ def test_random_messy_files_give_the_reference_report_or_are_declined(tmp_path_f
         lines.append(f'{market},{town},{year},"{stall}",{"" if closed else "5"},{status}')
     path = tmp_path_factory.mktemp("random") / "s.csv"
     path.write_text("\n".join(lines) + "\n")
-    options = ReportOptions(measure=how)
+    options = ReportOptions(measure=how, **period)
     fast = _outcome(lambda: fastpath.report_from_files([path], ReadOptions(), options))
     reference = _outcome(lambda: build_report(read_files([path], ReadOptions()), options))
     if fast == ("report", None):

@@ -29,6 +29,7 @@ import duckdb
 import pandas as pd
 
 from . import metrics
+from .errors import MarketdeltaError
 from .identity import CELL_DEGREES, fuzzy_merges, with_history
 from .report import Report, ReportOptions, assemble, period
 from .sources import SurveyInfo
@@ -128,7 +129,7 @@ def _keyed_rows(con, sources, headers, read: ReadOptions, survey: str, existing:
     if present is None:
         return False
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT *, NULL AS area FROM obs")
-    _hashed_groups(con, present, {"start": 0, "end": 0})
+    _hashed_groups(con, present, {"start": 0, "end": 0}, series=False)
     alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE keys AS
@@ -436,7 +437,12 @@ def _report(
             "SELECT DISTINCT year FROM measured WHERE area IS NOT NULL ORDER BY year"
         ).fetchall()
     ]
-    start, end = period(years, options, survey, measure)
+    try:
+        start, end = period(years, options, survey, measure)
+    except MarketdeltaError:
+        if present is not None:  # a file's own problems come first: the reference reader's
+            raise _Decline("the period is refused") from None
+        raise
     if present is None:
         described, notices = _workspace_markets(con, start, end), []
     else:
@@ -469,7 +475,7 @@ def _report(
         end=end,
         years=[y for y in years if start <= y <= end],
         markets=markets,
-        annual=_annual(con, "panel", start, end, _partition(con, present)),
+        annual=_annual_from_described(con, start, end),
         closures=metrics.closures(closed_rows, markets, end),
         compare=compare,
         options=options,
@@ -485,11 +491,26 @@ NAME_KEY = (
 )
 
 
-def _describe(con, table: str, first: str, mine: str, parameters: dict, extra: str = "") -> None:
+def _describe(
+    con,
+    table: str,
+    first: str,
+    mine: str,
+    parameters: dict,
+    extra: str = "",
+    series: bool = True,
+) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
     pass over `table` (with the measured `area`), into the table `described`: one row per
-    `market_key`; `observed` counts the rows, up to the end year, that the report is about."""
+    `market_key`; `observed` counts the rows, up to the end year, that the report is about,
+    and with `series` their years and areas after the start year are kept as lists (in no
+    order) for `_annual_from_described`."""
     mine = f"area IS NOT NULL AND year <= $end AND {mine}"
+    if series:
+        extra += (
+            f", list(year) FILTER (WHERE {mine} AND year > $start) AS series_years,"
+            f" list(area) FILTER (WHERE {mine} AND year > $start) AS series_areas"
+        )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE described AS
         SELECT market_key, {first + "," if first else ""} min(year) AS first_year,
@@ -555,7 +576,7 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
     return _fetch_described(con, query), notices
 
 
-def _hashed_groups(con, present: set[str], parameters: dict) -> None:
+def _hashed_groups(con, present: set[str], parameters: dict, series: bool = True) -> None:
     """Describe the rows of `measured` grouped by a hash of their names as written (one group
     per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
     names compared without case and spaces) into `labels`. Declines names that Python would
@@ -568,7 +589,7 @@ def _hashed_groups(con, present: set[str], parameters: dict) -> None:
         {placed} AS placed_year, min(file) AS first_file,
         {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
-    _describe(con, "measured", first, "true", parameters, extra=checks)
+    _describe(con, "measured", first, "true", parameters, extra=checks, series=series)
     if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
         raise _Decline("a name that the reference reader compares in its own way")
     _refuse_repeats(con)
@@ -678,6 +699,39 @@ def _partition(con, present: set[str] | None) -> str:
     return "market_key" if con.execute(shared).fetchall()[0][0] else "hash(market_key)"
 
 
+def _annual_from_described(con, start: int, end: int) -> pd.DataFrame:
+    """`metrics.annual_series` from what `_describe` kept: each market's areas after `start`
+    laid out in a years x markets array, and each year compared with the market's previous
+    observation (its baseline, if observed by `start`), year by year. No sort, which the
+    SQL window of `_annual` needs, and only the report's years are read."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    table = con.sql(
+        f"""SELECT series_years, series_areas,
+                   CASE WHEN baseline_year <= {int(start)} THEN baseline_m2 END AS carried
+            FROM described"""
+    ).to_arrow_table()
+    years_lists = table.column("series_years").combine_chunks()
+    years = pc.list_flatten(years_lists).to_numpy(zero_copy_only=False)
+    market = pc.list_parent_indices(years_lists).to_numpy(zero_copy_only=False)
+    areas = pc.list_flatten(table.column("series_areas").combine_chunks())
+    grid = np.full((end - start, len(table)), np.nan)  # one row per year after start
+    grid[years - (start + 1), market] = areas.to_numpy(zero_copy_only=False)
+    previous = table.column("carried").to_numpy(zero_copy_only=False).astype("float64")
+    rows = []
+    for year, areas_that_year in enumerate(grid, start + 1):
+        seen = ~np.isnan(areas_that_year)
+        change = (areas_that_year - previous)[seen & ~np.isnan(previous)]
+        additions, reductions = change[change > 0].sum(), -change[change < 0].sum()
+        rows.append((year, additions, reductions, int(seen.sum())))
+        previous = np.where(seen, areas_that_year, previous)
+    return _annual_frame(pd.DataFrame(rows, columns=ANNUAL_FLOWS), start, end)
+
+
+ANNUAL_FLOWS = ["year", "gross_additions_m2", "gross_reductions_m2", "markets_observed"]
+
+
 def _annual(con, table: str, start: int, end: int, partition: str) -> pd.DataFrame:
     """`metrics.annual_series`, in SQL."""
     flows = con.execute(
@@ -690,6 +744,11 @@ def _annual(con, table: str, start: int, end: int, partition: str) -> pd.DataFra
            FROM f GROUP BY year""",
         {"end": end},
     ).df()
+    return _annual_frame(flows, start, end)
+
+
+def _annual_frame(flows: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
+    """Each year's flows (`ANNUAL_FLOWS`) after `start` to `end`, a year without any as 0."""
     flows = flows[flows["year"] > start]
     years = pd.Index(range(start + 1, end + 1), name="year")
     series = (
