@@ -721,11 +721,11 @@ def _annual_from_described(con, start: int, end: int) -> pd.DataFrame:
     previous = table.column("carried").to_numpy(zero_copy_only=False).astype("float64")
     rows = []
     for year, areas_that_year in enumerate(grid, start + 1):
+        change = areas_that_year - previous  # NaN unless observed this year and before
+        additions, reductions = np.fmax(change, 0).sum(), np.fmax(-change, 0).sum()  # fmax: NaN→0
         seen = ~np.isnan(areas_that_year)
-        change = (areas_that_year - previous)[seen & ~np.isnan(previous)]
-        additions, reductions = change[change > 0].sum(), -change[change < 0].sum()
-        rows.append((year, additions, reductions, int(seen.sum())))
-        previous = np.where(seen, areas_that_year, previous)
+        rows.append((year, additions, reductions, int(np.count_nonzero(seen))))
+        np.copyto(previous, areas_that_year, where=seen)
     return _annual_frame(pd.DataFrame(rows, columns=ANNUAL_FLOWS), start, end)
 
 
