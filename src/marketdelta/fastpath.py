@@ -13,10 +13,12 @@ problem precisely. Tests check that both paths give the same report.
 How the files flow, table by table (all temporary, in one DuckDB connection):
 `raw` (every cell as text, a hash of each row's market and town as written, the typed columns)
 → `obs` (a view of typed observations keyed by that hash) → `measured` (`obs` with the area of
-the report's measure) → `described` (one row per spelling: names, baseline, end, checks) and
-`labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates →
-`panel` (the rows the annual window reads). A workspace starts at `obs`, a view of its stored
-observations of one survey, keyed by market key.
+the report's measure) → `described` (one row per spelling: names, baseline, end, checks, the
+years and areas after the start year, from which numpy computes the annual series) and `labels`
+(each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after which
+`described` is computed again for the merged markets → `panel` (the rows the closures list
+reads). A workspace starts at `obs`, a view of its stored observations of one survey, keyed by
+market key.
 """
 
 from __future__ import annotations
