@@ -101,6 +101,30 @@ def _table(db: Path, sql: str) -> list:
         return con.execute(sql).fetchall()
 
 
+@pytest.fixture(scope="module")
+def generated_workspace(tmp_path_factory, generated):
+    from typer.testing import CliRunner
+
+    from marketdelta.cli import app
+
+    db = tmp_path_factory.mktemp("ws") / "ws.duckdb"
+    result = CliRunner().invoke(app, ["import", str(generated), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    return db
+
+
+@pytest.mark.parametrize(
+    "period", [[], ["--from", "2011"], ["--from", "2014", "--to", "2020"], ["--from", "2024"]]
+)
+def test_workspace_annual_series_equals_the_reference(generated, generated_workspace, run_json,
+                                                      period):  # fmt: skip
+    """A workspace's annual series comes from numpy over each market's years (not the SQL
+    window): the same series as the reference path, over any period."""
+    from_workspace = run_json("report", "--db", generated_workspace, *period)
+    assert from_workspace == run_json("report", generated, *period)
+    assert len(from_workspace["annual"]) >= 1
+
+
 def test_fast_import_stores_what_the_reference_import_stores(tmp_path, run, monkeypatch, generated):
     fast_db, slow_db = tmp_path / "fast.duckdb", tmp_path / "slow.duckdb"
     args = ["--survey", "panel", "--known-markets", "400"]

@@ -13,12 +13,13 @@ problem precisely. Tests check that both paths give the same report.
 How the files flow, table by table (all temporary, in one DuckDB connection):
 `raw` (every cell as text, a hash of each row's market and town as written, the typed columns)
 → `obs` (a view of typed observations keyed by that hash) → `measured` (`obs` with the area of
-the report's measure) → `described` (one row per spelling: names, baseline, end, checks, the
-years and areas after the start year, from which numpy computes the annual series) and `labels`
-(each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after which
-`described` is computed again for the merged markets → `panel` (the rows the closures list
-reads). A workspace starts at `obs`, a view of its stored observations of one survey, keyed by
-market key.
+the report's measure) → `described` (one row per spelling: names, baseline, end, checks) and
+`labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after
+which `described` is computed again for the merged markets → `panel` (the rows the annual
+window, partitioned by the hash, and the closures list read). A workspace starts at `obs`, a
+view of its stored observations of one survey, keyed by its text market key; its `described`
+also keeps each market's years and areas after the start year, from which numpy computes the
+annual series without sorting the text keys.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _keyed_rows(con, sources, headers, read: ReadOptions, survey: str, existing:
     if present is None:
         return False
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT *, NULL AS area FROM obs")
-    _hashed_groups(con, present, {"start": 0, "end": 0}, series=False)
+    _hashed_groups(con, present, {"start": 0, "end": 0})
     alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE keys AS
@@ -470,6 +471,10 @@ def _report(
         )
         first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchall()[0]
         compare = (other, _annual(con, "other_panel", first, last, _partition(con, present)))
+    if present is None:  # a workspace: sorting its text keys for a window costs more
+        annual = _annual_from_described(con, start, end)
+    else:
+        annual = _annual(con, "panel", start, end, "market_key")
     return assemble(
         survey=survey,
         measure=measure,
@@ -477,7 +482,7 @@ def _report(
         end=end,
         years=[y for y in years if start <= y <= end],
         markets=markets,
-        annual=_annual_from_described(con, start, end),
+        annual=annual,
         closures=metrics.closures(closed_rows, markets, end),
         compare=compare,
         options=options,
@@ -500,7 +505,7 @@ def _describe(
     mine: str,
     parameters: dict,
     extra: str = "",
-    series: bool = True,
+    series: bool = False,
 ) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
     pass over `table` (with the measured `area`), into the table `described`: one row per
@@ -549,7 +554,7 @@ def _first_values(order: str, present: set[str], trimmed: bool, constant: set[st
 def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     """A workspace's markets: as first recorded in any survey (its `markets` table, kept by
     every import), with their baseline and end in this one."""
-    _describe(con, "measured", "", "true", {"start": start, "end": end})
+    _describe(con, "measured", "", "true", {"start": start, "end": end}, series=True)
     return _fetch_described(
         con,
         """SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
@@ -572,13 +577,13 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         )
         con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM merged")
         first = _first_values("year", present, True, set())
-        _describe(con, "measured", first, "true", parameters, extra=f", {REPEATED}")
+        _describe(con, "measured", first, "true", parameters, f", {REPEATED}", series=False)
         _refuse_repeats(con)
     query = "SELECT d.*, l.label FROM described d JOIN labels l USING (market_key)"
     return _fetch_described(con, query), notices
 
 
-def _hashed_groups(con, present: set[str], parameters: dict, series: bool = True) -> None:
+def _hashed_groups(con, present: set[str], parameters: dict) -> None:
     """Describe the rows of `measured` grouped by a hash of their names as written (one group
     per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
     names compared without case and spaces) into `labels`. Declines names that Python would
@@ -591,7 +596,7 @@ def _hashed_groups(con, present: set[str], parameters: dict, series: bool = True
         {placed} AS placed_year, min(file) AS first_file,
         {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
-    _describe(con, "measured", first, "true", parameters, extra=checks, series=series)
+    _describe(con, "measured", first, "true", parameters, extra=checks, series=False)
     if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
         raise _Decline("a name that the reference reader compares in its own way")
     _refuse_repeats(con)
