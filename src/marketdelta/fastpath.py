@@ -577,7 +577,7 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         )
         con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM merged")
         first = _first_values("year", present, True, set())
-        _describe(con, "measured", first, "true", parameters, f", {REPEATED}", series=False)
+        _describe(con, "measured", first, "true", parameters, extra=f", {REPEATED}")
         _refuse_repeats(con)
     query = "SELECT d.*, l.label FROM described d JOIN labels l USING (market_key)"
     return _fetch_described(con, query), notices
@@ -596,7 +596,7 @@ def _hashed_groups(con, present: set[str], parameters: dict) -> None:
         {placed} AS placed_year, min(file) AS first_file,
         {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
-    _describe(con, "measured", first, "true", parameters, extra=checks, series=False)
+    _describe(con, "measured", first, "true", parameters, extra=checks)
     if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
         raise _Decline("a name that the reference reader compares in its own way")
     _refuse_repeats(con)
