@@ -109,7 +109,7 @@ def test_failure_while_writing_rolls_back(tmp_path, run, monkeypatch):
     db = tmp_path / "ws.duckdb"
     run("import", write(tmp_path / "0.csv", "market,year,stall_area_m2\nZ,2019,1\n"), "--db", db)
 
-    def disk_full(self):
+    def disk_full(self, *_):
         raise duckdb.IOException("No space left on device")
 
     monkeypatch.setattr(Workspace, "_refresh_markets", disk_full)
@@ -188,15 +188,33 @@ def test_newer_schema_is_refused(tmp_path, run):
     assert digest(db) == before
 
 
+SCHEMA_1 = {
+    "surveys": """(name VARCHAR PRIMARY KEY, title VARCHAR,
+        measure VARCHAR NOT NULL DEFAULT 'stall', known_markets INTEGER, compare VARCHAR)""",
+    "markets": """(market_key VARCHAR PRIMARY KEY, market_id VARCHAR, name VARCHAR NOT NULL,
+        town VARCHAR, province VARCHAR, lat DOUBLE, lon DOUBLE)""",
+    "observations": """(survey VARCHAR NOT NULL, market_key VARCHAR NOT NULL,
+        year INTEGER NOT NULL, market_id VARCHAR, market VARCHAR NOT NULL, town VARCHAR,
+        province VARCHAR, lat DOUBLE, lon DOUBLE, stall_area_m2 DOUBLE, open_area_m2 DOUBLE,
+        imagery_date VARCHAR, source VARCHAR, status VARCHAR, notes VARCHAR,
+        file VARCHAR NOT NULL, line INTEGER NOT NULL, import_id INTEGER NOT NULL,
+        PRIMARY KEY (survey, market_key, year))""",
+}
+
+
 def as_schema_1(db: Path) -> None:
-    """Turn a workspace back into schema 1, whose observations had a primary key."""
+    """Turn a workspace back into schema 1: observations one wide table with a primary key,
+    markets and surveys without numbers."""
     with duckdb.connect(str(db)) as con:
-        columns = con.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'observations'")
-        create = columns.fetchall()[0][0].rstrip(";").rstrip()
-        con.execute("ALTER TABLE observations RENAME TO newer")
-        con.execute(create[:-1] + ", PRIMARY KEY (survey, market_key, year))")
-        con.execute("INSERT INTO observations SELECT * FROM newer")
-        con.execute("DROP TABLE newer")
+        for table in SCHEMA_1:
+            con.execute(f"CREATE TEMP TABLE old_{table} AS SELECT * FROM {table}")
+        con.execute("DROP VIEW observations")
+        for table in ("observed", "details", "spellings", "surveys", "markets"):
+            con.execute(f"DROP TABLE {table}")
+        for table, columns in SCHEMA_1.items():
+            con.execute(f"CREATE TABLE {table} {columns}")
+            names = ", ".join(c for c in con.table(table).columns)
+            con.execute(f"INSERT INTO {table} SELECT {names} FROM old_{table}")
         con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
 
 
@@ -221,24 +239,35 @@ def test_schema_1_is_read_as_it_is_and_migrated_by_the_next_import(tmp_path, run
     assert not primary_keys(db)
     with duckdb.connect(str(db), read_only=True) as con:
         version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
-    assert version == [("2",)]
+    assert version == [("3",)]
     assert run_json("report", "--db", db) == run_json("report", *STALLS, "--survey", "stalls")
 
 
-def test_an_observation_is_stored_once_without_a_primary_key(tmp_path, run):
+def test_each_thing_is_stored_once_without_primary_keys(tmp_path, run, monkeypatch):
     db = tmp_path / "ws.duckdb"
     for _ in range(2):
         assert run("import", STALLS[0], "--db", db, "--replace").exit_code == 0
     changed = write(tmp_path / "changed.csv", STALLS[0].read_text().replace(",400,", ",410,", 1))
     assert run("import", changed, "--db", db, "--replace").exit_code == 0
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")  # the fast import, for new markets
+    assert run("import", STALLS[1], "--db", db).exit_code == 0
+    once = {
+        "observations": "survey, market_key, year",
+        "markets": "market_key",
+        "markets ": "market_no",
+        "aliases": "label",
+        "spellings": "spelling_no",
+        "spellings ": "market_id, market, town",
+        "surveys": "survey_no",
+    }
     with duckdb.connect(str(db), read_only=True) as con:
-        twice = con.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM observations "
-            "GROUP BY survey, market_key, year HAVING count(*) > 1)"
-        ).fetchall()[0][0]
+        for table, key in once.items():
+            twice = con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} HAVING count(*) > 1)"
+            ).fetchall()[0][0]
+            assert twice == 0, (table, key)
         rows = con.execute("SELECT count(*) FROM observations").fetchall()[0][0]
-    assert twice == 0
-    assert rows == len(STALLS[0].read_text().strip().splitlines()) - 1
+    assert rows == sum(len(path.read_text().strip().splitlines()) - 1 for path in STALLS[:2])
 
 
 def test_not_a_workspace(tmp_path, run):
@@ -288,8 +317,8 @@ def test_sigkill_mid_import_keeps_the_earlier_state(tmp_path, run, run_json):
         from marketdelta.cli import main
         from marketdelta.store import Workspace
         original = Workspace._refresh_markets
-        def stall(self):
-            original(self)
+        def stall(self, *keys):
+            original(self, *keys)
             print("INSIDE", flush=True)
             time.sleep(60)
         Workspace._refresh_markets = stall

@@ -176,6 +176,8 @@ def _same_workspaces(run, fast_db, slow_db):
     for sql in (
         "SELECT label, market_key, spelling, import_id FROM aliases ORDER BY label",
         "SELECT * FROM markets ORDER BY market_key",
+        "SELECT * FROM spellings ORDER BY spelling_no",
+        "SELECT * FROM details ORDER BY survey_no, market_no, year",
         "SELECT file, sha256, rows, added, survey FROM imports",
         "SELECT * FROM surveys",
     ):

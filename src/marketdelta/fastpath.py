@@ -17,14 +17,17 @@ the report's measure) → `described` (one row per spelling: names, baseline, en
 `labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after
 which `described` is computed again for the merged markets → `panel` (the rows the annual
 window, partitioned by the hash, and the closures list read). A workspace starts at `obs`, a
-view of its stored observations of one survey, keyed by its text market key; its `described`
-also keeps each market's years and areas after the start year, from which numpy computes the
-annual series without sorting the text keys.
+view of its stored observations of one survey, keyed by market number; its `described` also
+keeps each market's years and areas after the start year, from which numpy computes the annual
+series without a window. A fast import stores `incoming` (`obs` with its cells cleaned) and
+each group's market (`keys`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,81 +105,114 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
     """Import large plain files inside DuckDB, in one transaction; None when the reference
     import must decide (already imported, rows already in the workspace, possible fuzzy
     merges, anything the fast reader declines)."""
-    from .store import file_sha256
+    from .store import DETAIL_COLUMNS
 
     con = workspace.db
     headers = [_plain_header(Path(s), read) for s in sources]
     if any(h is None for h in headers):
         return None
-    hashes = [file_sha256(s) for s in sources]
-    if set(hashes) & workspace.imported_hashes() or len(set(hashes)) != len(hashes):
-        return None
-    if not all(_one_line_per_row(Path(s)) for s in sources):
-        return None
     survey = read.survey or DEFAULT_SURVEY
     fresh = workspace.is_new
-    try:
-        if not _keyed_rows(con, sources, headers, read, survey, existing=not fresh):
-            return None
-    except (duckdb.Error, _Decline):
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL while DuckDB reads
+        reading = pool.submit(lambda: [_read_bytes(Path(s)) for s in sources])
+        try:
+            present = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
+        except (duckdb.Error, _Decline):
+            present = None
+        read_bytes = reading.result()
+    hashes = [b.sha256 for b in read_bytes]
+    if (
+        present is None
+        or set(hashes) & workspace.imported_hashes()
+        or len(set(hashes)) != len(hashes)
+    ):
         return None
-    added = workspace.apply_fast(survey, list(sources), hashes, declarations, fresh)
+    counts = con.execute(
+        "SELECT file, min(row) AS first_row, count(*) AS rows FROM incoming GROUP BY file"
+    ).df()
+    files = (
+        pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
+        .assign(sha256=hashes)
+        .merge(counts, on="file", how="left")
+        .fillna({"first_row": 0, "rows": 0})
+        .astype({"first_row": "int64", "rows": "int64"})
+    )
+    one_line_a_row = [b.line_breaks == rows + 1 and b.ends_with_break
+                      for b, rows in zip(read_bytes, files["rows"], strict=True)]  # fmt: skip
+    if not all(one_line_a_row):  # lines are stored as positions: no blank or broken lines
+        return None
+    added = workspace.apply_fast(
+        survey,
+        files,
+        declarations,
+        details=[c for c in DETAIL_COLUMNS if c in present],
+        exact=fresh and not {"province", "lat", "lon"} & present,
+    )
     return FastImport(len(sources), added, [])
 
 
-def _keyed_rows(con, sources, headers, read: ReadOptions, survey: str, existing: bool) -> bool:
-    """Load the files into `keyed` (the rows to store, with their market keys and lines) and
-    `keys` (each spelling's label, key and first spelling); False when the reference import
-    must decide."""
+def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existing: bool):
+    """Load the files into the view `incoming` (the rows to store, keyed by spelling group,
+    with their cells as the reference reader cleans them) and the table `keys` (each group's
+    label, market key, spelling, town, province and coordinates, first year and file).
+    Returns the columns the files have, or None when the reference import must decide."""
     present = _load_files(con, sources, headers, read)
     if present is None:
-        return False
+        return None
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT *, NULL AS area FROM obs")
     _hashed_groups(con, present, {"start": 0, "end": 0})
     alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE keys AS
         SELECT l.market_key, l.label, {"coalesce(a.market_key, l.label)" if existing else "l.label"}
-                   AS key, d.market AS spelling, d.first_year, n.name AS first_file
+                   AS key, d.market AS spelling, d.town, d.province, d.lat, d.lon, d.first_year,
+               n.name AS first_file
         FROM labels l JOIN described d USING (market_key) {alias}
              JOIN file_names n ON n.file = d.first_file"""
     )
     if _fuzzy_partners(con, existing):
-        return False
+        return None
     con.execute(
-        """CREATE OR REPLACE TEMP TABLE keyed AS
-        WITH starts AS (SELECT file, min(row) AS first FROM obs GROUP BY file)
-        SELECT k.key, o.year, trim(o.market) AS market, nullif(trim(o.town), '') AS town,
-               nullif(trim(o.province), '') AS province, o.lat, o.lon, o.stall_area_m2,
-               o.open_area_m2, nullif(trim(o.source), '') AS source, o.status,
-               nullif(trim(o.notes), '') AS notes, n.name AS file,
-               (o.row - s.first + 2)::INTEGER AS line
-        FROM obs o JOIN keys k USING (market_key) JOIN starts s USING (file)
-             JOIN file_names n USING (file)"""
+        """CREATE OR REPLACE TEMP VIEW incoming AS
+        SELECT market_key, year, stall_area_m2, open_area_m2, file, row,
+               nullif(trim(province), '') AS province, lat, lon,
+               nullif(trim(source), '') AS source, status, nullif(trim(notes), '') AS notes
+        FROM obs"""
     )
-    twice = """WITH shared AS (SELECT key FROM keys GROUP BY key HAVING count(*) > 1)
-               SELECT count(*) FROM (SELECT 1 FROM keyed WHERE key IN (SELECT key FROM shared)
-                                     GROUP BY key, year HAVING count(*) > 1)"""
+    twice = """WITH shared AS (SELECT market_key FROM keys WHERE key IN
+                                 (SELECT key FROM keys GROUP BY key HAVING count(*) > 1))
+               SELECT count(*) FROM (
+                 SELECT 1 FROM incoming o JOIN keys k USING (market_key)
+                 WHERE o.market_key IN (SELECT market_key FROM shared)
+                 GROUP BY k.key, o.year HAVING count(*) > 1)"""
     if con.execute(twice).fetchall()[0][0]:
-        return False
-    clash = (
-        "SELECT count(*) FROM keyed k JOIN observations o "
-        "ON o.survey = ? AND o.market_key = k.key AND o.year = k.year"
-    )
-    return not (existing and con.execute(clash, [survey]).fetchall()[0][0])
+        return None
+    clash = """SELECT count(*) FROM incoming o JOIN keys k USING (market_key)
+               JOIN markets m ON m.market_key = k.key
+               JOIN observed x ON x.market_no = m.market_no AND x.year = o.year
+               JOIN surveys s ON s.survey_no = x.survey_no AND s.name = ?"""
+    if existing and con.execute(clash, [survey]).fetchall()[0][0]:
+        return None
+    return present
 
 
-def _one_line_per_row(path: Path) -> bool:
-    """No blank lines and no line breaks inside quotes, so a row's line is its position."""
-    lines, last = 0, b"\n"
+@dataclass(frozen=True)
+class _FileBytes:
+    """What one read of a file tells: its SHA-256, its line breaks, whether it ends with one."""
+
+    sha256: str
+    line_breaks: int
+    ends_with_break: bool
+
+
+def _read_bytes(path: Path) -> _FileBytes:
+    digest, breaks, last = hashlib.sha256(), 0, b""
     with path.open("rb") as handle:
-        while block := handle.read(1 << 24):
-            lines += block.count(b"\n")
-            joined = last + block  # a blank line may straddle two blocks
-            if b"\n\n" in joined or b"\n\r\n" in joined or b'"' in block:
-                return False
+        while block := handle.read(1 << 22):
+            digest.update(block)
+            breaks += block.count(b"\n")
             last = block[-1:]
-    return lines > 0 and last == b"\n"
+    return _FileBytes(digest.hexdigest(), breaks, last == b"\n")
 
 
 def _fuzzy_partners(con, existing: bool) -> bool:
@@ -239,7 +275,7 @@ def report_from_workspace(
     chooser = Panel(pd.DataFrame({"survey": names}), surveys, origin, default_survey=default)
     survey = chooser.survey(options.survey)
     other = chooser.comparison_for(survey, options.compare)
-    _observations_view(con, "obs", survey.name, "observations")
+    _survey_view(con, "obs", survey.name)
     return _report(con, survey, other, options, origin, None)
 
 
@@ -406,14 +442,14 @@ def _not_plain_ascii(text: str) -> str:
     return f"strlen({text}) <> length({text}) OR {controls}"
 
 
-def _observations_view(con, name: str, survey: str | None, table: str) -> None:
-    """A view `name` of `table`, for one survey (filtered with an expression, not SQL text)."""
-    relation = con.table(table)
-    if survey is not None:
-        relation = relation.filter(
-            duckdb.ColumnExpression("survey") == duckdb.ConstantExpression(survey)
-        )
-    con.register(name, relation)
+def _survey_view(con, name: str, survey: str) -> None:
+    """A view `name` of a workspace's observations of one survey, keyed by market number."""
+    number = con.execute("SELECT survey_no FROM surveys WHERE name = ?", [survey]).fetchall()
+    con.execute(
+        f"""CREATE OR REPLACE TEMP VIEW {name} AS
+            SELECT market_no AS market_key, year, stall_area_m2, open_area_m2
+            FROM observed WHERE survey_no = {int(number[0][0])}"""
+    )
 
 
 # ----------------------------------------------------------------------------- figures
@@ -464,17 +500,17 @@ def _report(
     ).df()
     compare = None
     if other is not None:
-        _observations_view(con, "other_obs", other.name, "observations")
+        _survey_view(con, "other_obs", other.name)
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW other_panel AS SELECT market_key, year, "
             f"{MEASURE_SQL[other.measure]} AS area FROM other_obs WHERE area IS NOT NULL"
         )
         first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchall()[0]
-        compare = (other, _annual(con, "other_panel", first, last, _partition(con, present)))
-    if present is None:  # a workspace: sorting its text keys for a window costs more
+        compare = (other, _annual(con, "other_panel", first, last))
+    if present is None:  # a workspace: its markets were described with their series
         annual = _annual_from_described(con, start, end)
     else:
-        annual = _annual(con, "panel", start, end, "market_key")
+        annual = _annual(con, "panel", start, end)
     return assemble(
         survey=survey,
         measure=measure,
@@ -558,8 +594,8 @@ def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     return _fetch_described(
         con,
         """SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
-                  d.market_key AS label
-           FROM described d JOIN markets m USING (market_key)""",
+                  m.market_key AS label
+           FROM described d JOIN markets m ON m.market_no = d.market_key""",
     )
 
 
@@ -697,15 +733,6 @@ def _merge(con, candidates: pd.DataFrame):
     return fuzzy_merges(with_history(groups, history), set(), True)
 
 
-def _partition(con, present: set[str] | None) -> str:
-    """What the annual window partitions rows by: a hash of a workspace's text keys (sorting
-    numbers is much faster), unless two keys share a hash; files are keyed by hashes already."""
-    if present is not None:
-        return "market_key"
-    shared = "SELECT count(*) <> count(DISTINCT hash(market_key)) FROM markets"
-    return "market_key" if con.execute(shared).fetchall()[0][0] else "hash(market_key)"
-
-
 def _annual_from_described(con, start: int, end: int) -> pd.DataFrame:
     """`metrics.annual_series` from what `_describe` kept: each market's areas after `start`
     laid out in a years x markets array, and each year compared with the market's previous
@@ -739,11 +766,11 @@ def _annual_from_described(con, start: int, end: int) -> pd.DataFrame:
 ANNUAL_FLOWS = ["year", "gross_additions_m2", "gross_reductions_m2", "markets_observed"]
 
 
-def _annual(con, table: str, start: int, end: int, partition: str) -> pd.DataFrame:
-    """`metrics.annual_series`, in SQL."""
+def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
+    """`metrics.annual_series`, in SQL (`market_key` is a number: a hash or a market's)."""
     flows = con.execute(
         f"""WITH f AS (
-             SELECT year, area - lag(area) OVER (PARTITION BY {partition} ORDER BY year) AS d
+             SELECT year, area - lag(area) OVER (PARTITION BY market_key ORDER BY year) AS d
              FROM {table} WHERE year <= $end)
            SELECT year, coalesce(sum(greatest(d, 0)), 0) AS gross_additions_m2,
                   coalesce(sum(greatest(-d, 0)), 0) AS gross_reductions_m2,

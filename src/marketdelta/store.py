@@ -26,10 +26,21 @@ from .identity import Merge, exact_labels, resolve_markets
 from .sources import Panel, SurveyInfo, refuse_conflicts
 from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observations
 
-SCHEMA_VERSION = 2
-OLDEST_READABLE = 1  # schema 2 only dropped a constraint: a schema-1 workspace reads the same
+SCHEMA_VERSION = 3
+OLDEST_READABLE = 1  # older workspaces are read through temporary tables (`_read_as_current`)
 LOCK_WAIT_ENV = "MARKETDELTA_LOCK_WAIT"  # seconds to wait for a busy workspace (default 5)
 
+# Observations are stored compactly, in `observed`: numbers for the survey, the market and the
+# way the row wrote the market's name (`spellings`), and the row's other cells in `details` for
+# the few rows that have any. The view `observations` spells every row out as it was read.
+# Writing text on each of millions of rows was most of a large import's time.
+OBSERVATIONS_VIEW = """CREATE VIEW observations AS
+    SELECT s.name AS survey, m.market_key, o.year, w.market_id, w.market, w.town, d.province,
+           d.lat, d.lon, o.stall_area_m2, o.open_area_m2, d.imagery_date, d.source, d.status,
+           d.notes, i.file, o.line, o.import_id
+    FROM observed o JOIN surveys s USING (survey_no) JOIN markets m USING (market_no)
+         JOIN spellings w USING (spelling_no) JOIN imports i USING (import_id)
+         LEFT JOIN details d USING (survey_no, market_no, year)"""
 SCHEMA = [
     "CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
     """CREATE TABLE surveys (
@@ -37,7 +48,8 @@ SCHEMA = [
         title VARCHAR,
         measure VARCHAR NOT NULL DEFAULT 'stall',   -- stall | open | total
         known_markets INTEGER,                       -- the universe coverage is measured against
-        compare VARCHAR                              -- survey compared with by default
+        compare VARCHAR,                             -- survey compared with by default
+        survey_no INTEGER NOT NULL UNIQUE
     )""",
     """CREATE TABLE imports (
         import_id INTEGER PRIMARY KEY,
@@ -50,42 +62,103 @@ SCHEMA = [
         imported_at TIMESTAMP NOT NULL,
         tool_version VARCHAR NOT NULL
     )""",
-    """CREATE TABLE markets (
-        market_key VARCHAR PRIMARY KEY,              -- id:<market_id> or nt:<name>|<town>
+    """CREATE TABLE markets (                        -- each market as first recorded
+        market_no INTEGER NOT NULL,                  -- numbered in order of key, never renumbered
+        market_key VARCHAR NOT NULL,                 -- id:<market_id> or nt:<name>|<town>
         market_id VARCHAR, name VARCHAR NOT NULL, town VARCHAR, province VARCHAR,
         lat DOUBLE, lon DOUBLE
     )""",
     """CREATE TABLE aliases (
-        label VARCHAR PRIMARY KEY,                   -- every exact spelling label seen
+        label VARCHAR NOT NULL,                      -- every exact spelling label seen
         market_key VARCHAR NOT NULL,
         spelling VARCHAR NOT NULL,
         import_id INTEGER NOT NULL                   -- the import that first brought it
     )""",
-    """CREATE TABLE observations (                   -- one row per (survey, market_key, year)
-        survey VARCHAR NOT NULL, market_key VARCHAR NOT NULL, year INTEGER NOT NULL,
-        market_id VARCHAR, market VARCHAR NOT NULL, town VARCHAR, province VARCHAR,
-        lat DOUBLE, lon DOUBLE, stall_area_m2 DOUBLE, open_area_m2 DOUBLE,
-        imagery_date VARCHAR, source VARCHAR, status VARCHAR, notes VARCHAR,
-        file VARCHAR NOT NULL, line INTEGER NOT NULL, import_id INTEGER NOT NULL
+    """CREATE TABLE spellings (                      -- each id, name and town as a row wrote them
+        spelling_no INTEGER NOT NULL,
+        market_id VARCHAR, market VARCHAR NOT NULL, town VARCHAR
     )""",
+    """CREATE TABLE observed (                       -- one row per (survey_no, market_no, year)
+        survey_no INTEGER NOT NULL, market_no INTEGER NOT NULL, year INTEGER NOT NULL,
+        spelling_no INTEGER NOT NULL, stall_area_m2 DOUBLE, open_area_m2 DOUBLE,
+        import_id INTEGER NOT NULL, line INTEGER NOT NULL
+    )""",
+    """CREATE TABLE details (                        -- a row's other cells, if it has any
+        survey_no INTEGER NOT NULL, market_no INTEGER NOT NULL, year INTEGER NOT NULL,
+        province VARCHAR, lat DOUBLE, lon DOUBLE, imagery_date VARCHAR, source VARCHAR,
+        status VARCHAR, notes VARCHAR
+    )""",
+    OBSERVATIONS_VIEW,
     """CREATE TABLE replacements (                   -- what each --replace import replaced
         import_id INTEGER NOT NULL, survey VARCHAR NOT NULL, market_key VARCHAR NOT NULL,
         year INTEGER NOT NULL, old_stall_area_m2 DOUBLE, old_open_area_m2 DOUBLE,
         new_stall_area_m2 DOUBLE, new_open_area_m2 DOUBLE, old_import_id INTEGER NOT NULL
     )""",
 ]
+DETAIL_COLUMNS = ["province", "lat", "lon", "imagery_date", "source", "status", "notes"]
+SPELLING_COLUMNS = ["market_id", "market", "town"]
+# The surveys and markets of a schema-1 or -2 workspace, numbered as schema 3 numbers them.
+NUMBERED_SURVEYS = """SELECT name, title, measure, known_markets, compare,
+    row_number() OVER (ORDER BY name) AS survey_no FROM {surveys}"""
+NUMBERED_MARKETS = """SELECT row_number() OVER (ORDER BY market_key) AS market_no, market_key,
+    market_id, name, town, province, lat, lon FROM {markets}"""
+
+
+def _ddl(table: str) -> str:
+    return next(statement for statement in SCHEMA if f"CREATE TABLE {table} (" in statement)
+
+
+def _same_spelling(a: str, b: str) -> str:
+    """SQL: do the rows `a` and `b` write the id, name and town the same way (blanks too)?"""
+    return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in SPELLING_COLUMNS)
+
+
+def _first_recorded(rows: str, where: str = "true") -> str:
+    """SQL: each market's first recorded id, name, town, province and coordinates in the
+    observations `rows` (first by year, file and line), one row a `market_key`, in the
+    column order of `markets` after `market_no`."""
+    first = ", ".join(
+        f"arg_min({c}, (year, file, line)) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        for c in ("market_id", "market", "town", "province", "lat", "lon")
+    )
+    return f"SELECT market_key, {first} FROM {rows} WHERE {where} GROUP BY market_key"
+
+
 # Migrations from version N to N + 1, applied in order when an older workspace is opened
 # for writing.
 MIGRATIONS: dict[int, list[str]] = {
-    # 1 -> 2: observations without the primary key, which DuckDB maintained row by row (a
-    # quarter to a third of a large import's time). Imports keep each key once instead: the
-    # reference import plans new and replacing rows and checks them after writing
-    # (`_check_stored_once`); the fast import only adds files whose keys are new and unique.
-    1: [
-        "ALTER TABLE observations RENAME TO observations_v1",
-        next(statement for statement in SCHEMA if "TABLE observations" in statement),
-        "INSERT INTO observations SELECT * FROM observations_v1",
-        "DROP TABLE observations_v1",
+    # 1 -> 2 dropped the primary key of `observations`, which 2 -> 3 replaces anyway.
+    1: [],
+    # 2 -> 3: the compact `observed` (see OBSERVATIONS_VIEW).
+    2: [
+        "ALTER TABLE surveys RENAME TO surveys_v2",
+        _ddl("surveys"),
+        f"INSERT INTO surveys {NUMBERED_SURVEYS.format(surveys='surveys_v2')}",
+        "DROP TABLE surveys_v2",
+        "ALTER TABLE markets RENAME TO markets_v2",
+        _ddl("markets"),
+        f"INSERT INTO markets {NUMBERED_MARKETS.format(markets='markets_v2')}",
+        "DROP TABLE markets_v2",
+        "ALTER TABLE observations RENAME TO observations_v2",
+        _ddl("spellings"),
+        """INSERT INTO spellings SELECT row_number() OVER (ORDER BY market, town, market_id),
+               market_id, market, town
+           FROM (SELECT DISTINCT market_id, market, town FROM observations_v2)""",
+        _ddl("observed"),
+        f"""INSERT INTO observed
+           SELECT s.survey_no, m.market_no, o.year, w.spelling_no, o.stall_area_m2,
+                  o.open_area_m2, o.import_id, o.line
+           FROM observations_v2 o JOIN surveys s ON s.name = o.survey
+                JOIN markets m USING (market_key)
+                JOIN spellings w ON {_same_spelling("w", "o")}""",
+        _ddl("details"),
+        f"""INSERT INTO details
+            SELECT s.survey_no, m.market_no, o.year, {", ".join(f"o.{c}" for c in DETAIL_COLUMNS)}
+            FROM observations_v2 o JOIN surveys s ON s.name = o.survey
+                 JOIN markets m USING (market_key)
+            WHERE {" OR ".join(f"o.{c} IS NOT NULL" for c in DETAIL_COLUMNS)}""",
+        "DROP TABLE observations_v2",
+        OBSERVATIONS_VIEW,
     ],
 }
 
@@ -175,6 +248,7 @@ class Workspace:
         self.path = path
         self.db = connection
         self.write = write
+        self.version = SCHEMA_VERSION
 
     # ------------------------------------------------------------------ opening
 
@@ -233,6 +307,7 @@ class Workspace:
                 f"(schema {version}; this version reads up to {SCHEMA_VERSION}); upgrade "
                 "marketdelta with `pip install -U marketdelta`"
             )
+        self.version = version
         if version < SCHEMA_VERSION:
             if not self.write and version < OLDEST_READABLE:
                 raise WorkspaceError(
@@ -243,11 +318,33 @@ class Workspace:
                 self._migrate(version)
 
     def _migrate(self, version: int) -> None:
-        with self.transaction():
+        with self.writing():
             for step in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[step]:
                     self.db.execute(statement)
             self._set_version()
+        self.version = SCHEMA_VERSION
+
+    def _read_as_current(self) -> None:
+        """Let an older workspace, opened read-only, be read as schema 3 is: temporary
+        `surveys`, `markets` and `observed`, numbered as the migration numbers them, stand in
+        front of its own tables."""
+        if self.version >= 3:
+            return
+        main = f'"{self.db.execute("SELECT current_database()").fetchall()[0][0]}".main'
+        self.db.execute(
+            f"CREATE TEMP TABLE surveys AS {NUMBERED_SURVEYS.format(surveys=f'{main}.surveys')}"
+        )
+        self.db.execute(
+            f"CREATE TEMP TABLE markets AS {NUMBERED_MARKETS.format(markets=f'{main}.markets')}"
+        )
+        self.db.execute(
+            f"""CREATE TEMP VIEW observed AS
+                SELECT s.survey_no, m.market_no, o.year, o.stall_area_m2, o.open_area_m2
+                FROM {main}.observations o JOIN surveys s ON s.name = o.survey
+                     JOIN markets m USING (market_key)"""
+        )
+        self.version = SCHEMA_VERSION
 
     def _set_version(self) -> None:
         self.db.execute(
@@ -298,10 +395,12 @@ class Workspace:
         """The report for `options` (a `ReportOptions`), computed inside DuckDB."""
         from .fastpath import report_from_workspace
 
+        self._read_as_current()
         names = [
             name
             for (name,) in self.db.execute(
-                "SELECT DISTINCT survey FROM observations ORDER BY survey"
+                "SELECT name FROM surveys WHERE survey_no IN (SELECT survey_no FROM observed) "
+                "ORDER BY name"
             ).fetchall()
         ]
         default = self.db.execute("SELECT value FROM meta WHERE key = 'default_survey'").fetchone()
@@ -417,28 +516,78 @@ class Workspace:
             rows = pd.concat([plan.added, plan.replaced], ignore_index=True)
             added = rows.assign(import_id=rows["file"].map(ids).astype("int64"))
             self.db.register("incoming", added[[*OBSERVATION_COLUMNS, "market_key", "import_id"]])
-            columns = ", ".join([*OBSERVATION_COLUMNS, "market_key", "import_id"])
-            self.db.execute(f"INSERT INTO observations ({columns}) SELECT {columns} FROM incoming")
+            self._store_rows("incoming")
             self._check_stored_once("incoming")
-            self.db.unregister("incoming")
             labels = plan.labels.assign(import_id=plan.labels["file"].map(ids).astype("int64"))
             self.db.register("new_labels", labels)
-            self.db.execute(
-                "INSERT INTO aliases SELECT label, market_key, market, import_id FROM new_labels "
-                "ON CONFLICT DO NOTHING"
-            )
+            self._add_aliases("SELECT label, market_key, market, import_id FROM new_labels")
             self.db.unregister("new_labels")
-            self._refresh_markets()
+            self._refresh_markets("SELECT DISTINCT market_key FROM incoming")
+            self.db.unregister("incoming")
+
+    def _store_rows(self, rows: str) -> None:
+        """Store the observations of the table `rows` (`OBSERVATION_COLUMNS`, `market_key`,
+        `import_id`): number their new markets and spellings, then write `observed` and
+        `details`. The markets' descriptions are placeholders until `_refresh_markets`."""
+        self._number_markets(_first_recorded(rows))
+        self._number_spellings(f"SELECT {', '.join(SPELLING_COLUMNS)} FROM {rows}")
+        numbered = f"""{rows} r JOIN surveys s ON s.name = r.survey
+                       JOIN markets m USING (market_key)"""
+        self.db.execute(
+            f"""INSERT INTO observed
+                SELECT s.survey_no, m.market_no, r.year, w.spelling_no, r.stall_area_m2,
+                       r.open_area_m2, r.import_id, r.line
+                FROM {numbered} JOIN spellings w ON {_same_spelling("w", "r")}"""
+        )
+        details = ", ".join(f"r.{c}" for c in DETAIL_COLUMNS)
+        self.db.execute(
+            f"""INSERT INTO details
+                SELECT s.survey_no, m.market_no, r.year, {details}
+                FROM {numbered}
+                WHERE {" OR ".join(f"r.{c} IS NOT NULL" for c in DETAIL_COLUMNS)}"""
+        )
+
+    def _number_markets(self, described: str) -> None:
+        """Add the markets of the SQL `described` (key, id, name, town, province, lat, lon; one
+        row a key) that are new, numbered after the others in order of key."""
+        self.db.execute(
+            f"""INSERT INTO markets
+                SELECT (SELECT coalesce(max(market_no), 0) FROM markets)
+                           + row_number() OVER (ORDER BY d.market_key), d.*
+                FROM ({described}) d
+                WHERE d.market_key NOT IN (SELECT market_key FROM markets)"""
+        )
+
+    def _add_aliases(self, aliases: str) -> None:
+        """Add the aliases of the SQL `aliases` (one row a label) whose labels are new."""
+        self.db.execute(
+            f"""INSERT INTO aliases SELECT * FROM ({aliases}) a (label)
+                WHERE label NOT IN (SELECT label FROM aliases)"""
+        )
+
+    def _number_spellings(self, spellings: str) -> None:
+        """Add the spellings (id, name, town) of the SQL `spellings` that are new, numbered
+        after the others in order of name, town and id."""
+        self.db.execute(
+            f"""INSERT INTO spellings
+                SELECT (SELECT coalesce(max(spelling_no), 0) FROM spellings)
+                           + row_number() OVER (ORDER BY market, town, market_id), *
+                FROM (SELECT DISTINCT * FROM ({spellings}) n
+                      WHERE NOT EXISTS (SELECT 1 FROM spellings w
+                                        WHERE {_same_spelling("w", "n")}))"""
+        )
 
     def _check_stored_once(self, rows: str) -> None:
-        """Each (survey, market_key, year) of the table `rows` is stored once: what the primary
+        """Each (survey, market, year) of the table `rows` is stored once: what the primary
         key of schema 1 guaranteed, checked for the rows just written (the plan already split
         them into new and replacing, so a failure here is a bug, and rolls the import back)."""
         twice = self.db.execute(
             f"""SELECT count(*) FROM (
-                 SELECT 1 FROM observations WHERE (survey, market_key, year) IN
-                     (SELECT (survey, market_key, year) FROM {rows})
-                 GROUP BY survey, market_key, year HAVING count(*) > 1)"""
+                 SELECT 1 FROM observed WHERE (survey_no, market_no, year) IN
+                     (SELECT (s.survey_no, m.market_no, r.year)
+                      FROM {rows} r JOIN surveys s ON s.name = r.survey
+                           JOIN markets m USING (market_key))
+                 GROUP BY survey_no, market_no, year HAVING count(*) > 1)"""
         ).fetchall()[0][0]
         if twice:
             raise RuntimeError(f"marketdelta bug: {twice} observations would be stored twice")
@@ -449,10 +598,15 @@ class Workspace:
             for statement in SCHEMA:
                 self.db.execute(statement)
             self._set_version()
+        for name in [*(info.name for info in declarations), *surveys]:
+            self.db.execute(
+                """INSERT INTO surveys (name, survey_no)
+                   SELECT ?, coalesce(max(survey_no), 0) + 1 FROM surveys
+                   ON CONFLICT DO NOTHING""",
+                [name],
+            )
         for info in declarations:
             self._declare_survey(info)
-        for name in surveys:
-            self.db.execute("INSERT INTO surveys (name) VALUES (?) ON CONFLICT DO NOTHING", [name])
         first = (declarations[0].name if declarations else None) or next(iter(surveys), None)
         if first:  # the workspace's main survey: the first one imported
             self.db.execute(
@@ -462,73 +616,77 @@ class Workspace:
     def apply_fast(
         self,
         survey: str,
-        files: list,
-        hashes: list[str],
+        files: pd.DataFrame,
         declarations: Sequence[SurveyDeclaration],
-        fresh: bool = False,
+        details: list[str],
+        exact: bool,
     ) -> int:
-        """Write the fast path's temporary tables `keyed` and `keys` (see
-        `fastpath.import_files`) in one transaction; returns the number of observations added."""
+        """Write what `fastpath.import_files` prepared, in one transaction: its view `incoming`
+        (the rows to store, keyed by spelling group, with the `details` columns the files
+        have), its table `keys` (each group's label, market key, spelling, town and first
+        year) and `files` (each file's `file` number, `name`, `sha256`, `rows` and
+        `first_row`). With `exact`, the groups describe their markets as the rows would (a new
+        workspace, no provinces or coordinates). Returns the number of observations added."""
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.writing():
             self._prepare(declarations, [survey])
-            start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()[
-                0
-            ][0]
-            ids = pd.DataFrame(
-                {
-                    "file": [str(f) for f in files],
-                    "import_id": range(start + 1, start + 1 + len(files)),
-                }
-            )
+            start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()
+            ids = files.assign(import_id=range(start[0][0] + 1, start[0][0] + 1 + len(files)))
             self.db.register("import_ids", ids)
-            for (file, import_id), sha in zip(ids.itertuples(index=False), hashes, strict=True):
-                rows = self.db.execute(
-                    "SELECT count(*) FROM keyed WHERE file = ?", [file]
-                ).fetchone()[0]
+            for row in ids.itertuples(index=False):
                 self.db.execute(
                     "INSERT INTO imports VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    [import_id, file, sha, rows, rows, survey, now, __version__],
-                )
-            self.db.execute(
-                """INSERT INTO observations (survey, market_key, year, market_id, market, town,
-                     province, lat, lon, stall_area_m2, open_area_m2, imagery_date, source,
-                     status, notes, file, line, import_id)
-                   SELECT ?, k.key, k.year, NULL, k.market, k.town, k.province, k.lat, k.lon,
-                          k.stall_area_m2, k.open_area_m2, NULL, k.source, k.status, k.notes,
-                          k.file, k.line, i.import_id
-                   FROM keyed k JOIN import_ids i USING (file)""",
-                [survey],
+                    [row.import_id, row.name, row.sha256, row.rows, row.rows, survey, now,
+                     __version__],
+                )  # fmt: skip
+            first = ", ".join(
+                f"arg_min({c}, first_year) FILTER (WHERE {c} IS NOT NULL)"
+                for c in ("spelling", "town", "province", "lat", "lon")
+            )
+            self._number_markets(
+                f"SELECT key AS market_key, NULL::VARCHAR, {first} FROM keys GROUP BY key"
+            )
+            self._number_spellings(
+                "SELECT NULL::VARCHAR AS market_id, spelling AS market, town FROM keys"
             )
             self.db.execute(
-                """INSERT INTO aliases
-                   SELECT label, any_value(key), arg_min(spelling, first_year), min(i.import_id)
-                   FROM keys k JOIN import_ids i ON i.file = k.first_file
-                   GROUP BY label ON CONFLICT DO NOTHING"""
+                """CREATE OR REPLACE TEMP TABLE numbered AS
+                    SELECT k.market_key, m.market_no, w.spelling_no
+                    FROM keys k JOIN markets m ON m.market_key = k.key
+                         JOIN spellings w ON w.market_id IS NULL AND w.market = k.spelling
+                              AND w.town IS NOT DISTINCT FROM k.town"""
             )
-            if fresh:  # every row is in `keyed`, one a year per market: first by year
-                first = ", ".join(
-                    f"arg_min({c}, year) FILTER (WHERE {c} IS NOT NULL)"
-                    for c in ("market", "town", "province", "lat", "lon")
-                )
+            number = "(SELECT survey_no FROM surveys WHERE name = $survey)"
+            rows = "incoming o JOIN numbered n USING (market_key) JOIN import_ids i USING (file)"
+            self.db.execute(
+                f"""INSERT INTO observed
+                    SELECT {number}, n.market_no, o.year, n.spelling_no, o.stall_area_m2,
+                           o.open_area_m2, i.import_id, (o.row - i.first_row + 2)::INTEGER
+                    FROM {rows}""",
+                {"survey": survey},
+            )
+            if details:
                 self.db.execute(
-                    f"INSERT INTO markets SELECT key, NULL, {first} FROM keyed GROUP BY key"
+                    f"""INSERT INTO details (survey_no, market_no, year, {", ".join(details)})
+                        SELECT {number}, n.market_no, o.year, {", ".join(details)} FROM {rows}
+                        WHERE {" OR ".join(f"{c} IS NOT NULL" for c in details)}""",
+                    {"survey": survey},
                 )
-            else:
-                self._refresh_markets("SELECT DISTINCT key FROM keys")
-            added = self.db.execute("SELECT count(*) FROM keyed").fetchall()[0][0]
-        return added
+            self._add_aliases(
+                """SELECT label, any_value(key), arg_min(spelling, first_year), min(i.import_id)
+                   FROM keys k JOIN import_ids i ON i.name = k.first_file GROUP BY label"""
+            )
+            if not exact:
+                self._refresh_markets("SELECT DISTINCT key AS market_key FROM keys")
+        return int(files["rows"].sum())
 
     def _declare_survey(self, info: SurveyDeclaration) -> None:
         self.db.execute(
-            """INSERT INTO surveys (name, title, measure, known_markets, compare)
-               VALUES (?, ?, coalesce(?, 'stall'), ?, ?)
-               ON CONFLICT (name) DO UPDATE SET
-                 title = coalesce(excluded.title, surveys.title),
-                 measure = coalesce(?, surveys.measure),
-                 known_markets = coalesce(excluded.known_markets, surveys.known_markets),
-                 compare = coalesce(excluded.compare, surveys.compare)""",
-            [info.name, info.title, info.measure, info.known_markets, info.compare, info.measure],
+            """UPDATE surveys SET title = coalesce(?, title), measure = coalesce(?, measure),
+                                  known_markets = coalesce(?, known_markets),
+                                  compare = coalesce(?, compare)
+               WHERE name = ?""",
+            [info.title, info.measure, info.known_markets, info.compare, info.name],
         )
 
     def _record_imports(self, plan: ImportPlan, now: datetime) -> dict[str, int]:
@@ -562,32 +720,26 @@ class Workspace:
                       o.open_area_m2, r.stall_area_m2, r.open_area_m2, o.import_id
                FROM replaced_rows r JOIN observations o USING (survey, market_key, year)"""
         )
-        self.db.execute(
-            """DELETE FROM observations o USING replaced_rows r
-               WHERE o.survey = r.survey AND o.market_key = r.market_key AND o.year = r.year"""
-        )
+        for table in ("observed", "details"):
+            self.db.execute(
+                f"""DELETE FROM {table} o USING (
+                      SELECT s.survey_no, m.market_no, r.year
+                      FROM replaced_rows r JOIN surveys s ON s.name = r.survey
+                           JOIN markets m USING (market_key)) r
+                    WHERE o.survey_no = r.survey_no AND o.market_no = r.market_no
+                          AND o.year = r.year"""
+            )
         self.db.unregister("replaced_rows")
 
-    def _refresh_markets(self, keys: str | None = None) -> None:
-        """Each market's first recorded spelling, town, province and coordinates: of every
-        market, or of the markets whose keys the SQL `keys` selects."""
-        order = "(year, file, line)"
-        first = ", ".join(
-            f"arg_min({c}, {order}) FILTER (WHERE {c} IS NOT NULL)"
-            for c in ("market_id", "market", "town", "province", "lat", "lon")
-        )
-        if keys is None:
-            self.db.execute("DELETE FROM markets")
-            self.db.execute(
-                f"INSERT INTO markets SELECT market_key, {first} FROM observations "
-                "GROUP BY market_key"
-            )
-            return
+    def _refresh_markets(self, keys: str) -> None:
+        """Each market's first recorded spelling, town, province and coordinates, for the
+        markets whose keys the SQL `keys` selects."""
         self.db.execute(f"CREATE OR REPLACE TEMP TABLE refreshed AS {keys}")
-        self.db.execute("DELETE FROM markets WHERE market_key IN (SELECT * FROM refreshed)")
+        first = _first_recorded("observations", "market_key IN (SELECT market_key FROM refreshed)")
         self.db.execute(
-            f"""INSERT INTO markets SELECT market_key, {first} FROM observations
-                WHERE market_key IN (SELECT * FROM refreshed) GROUP BY market_key"""
+            f"""UPDATE markets SET market_id = f.market_id, name = f.market, town = f.town,
+                       province = f.province, lat = f.lat, lon = f.lon
+                FROM ({first}) f WHERE markets.market_key = f.market_key"""
         )
 
 
