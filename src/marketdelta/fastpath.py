@@ -17,10 +17,8 @@ the report's measure) → `described` (one row per spelling: names, baseline, en
 `labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after
 which `described` is computed again for the merged markets → `panel` (the rows the annual
 window, partitioned by the hash, and the closures list read). A workspace starts at `obs`, a
-view of its stored observations of one survey, keyed by market number; its `described` also
-keeps each market's years and areas after the start year, from which numpy computes the annual
-series without a window. A fast import stores `incoming` (`obs` with its cells cleaned) and
-each group's market (`keys`).
+view of its stored observations of one survey, keyed by market number. A fast import stores
+`incoming` (`obs` with its cells cleaned) and each group's market (`keys`).
 """
 
 from __future__ import annotations
@@ -507,10 +505,7 @@ def _report(
         )
         first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchall()[0]
         compare = (other, _annual(con, "other_panel", first, last))
-    if present is None:  # a workspace: its markets were described with their series
-        annual = _annual_from_described(con, start, end)
-    else:
-        annual = _annual(con, "panel", start, end)
+    annual = _annual(con, "panel", start, end)
     return assemble(
         survey=survey,
         measure=measure,
@@ -541,19 +536,11 @@ def _describe(
     mine: str,
     parameters: dict,
     extra: str = "",
-    series: bool = False,
 ) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
     pass over `table` (with the measured `area`), into the table `described`: one row per
-    `market_key`; `observed` counts the rows, up to the end year, that the report is about,
-    and with `series` their years and areas after the start year are kept as lists (in no
-    order) for `_annual_from_described`."""
+    `market_key`; `observed` counts the rows, up to the end year, that the report is about."""
     mine = f"area IS NOT NULL AND year <= $end AND {mine}"
-    if series:
-        extra += (
-            f", list(year) FILTER (WHERE {mine} AND year > $start) AS series_years,"
-            f" list(area) FILTER (WHERE {mine} AND year > $start) AS series_areas"
-        )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE described AS
         SELECT market_key, {first + "," if first else ""} min(year) AS first_year,
@@ -590,7 +577,7 @@ def _first_values(order: str, present: set[str], trimmed: bool, constant: set[st
 def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     """A workspace's markets: as first recorded in any survey (its `markets` table, kept by
     every import), with their baseline and end in this one."""
-    _describe(con, "measured", "", "true", {"start": start, "end": end}, series=True)
+    _describe(con, "measured", "", "true", {"start": start, "end": end})
     return _fetch_described(
         con,
         """SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
@@ -733,39 +720,6 @@ def _merge(con, candidates: pd.DataFrame):
     return fuzzy_merges(with_history(groups, history), set(), True)
 
 
-def _annual_from_described(con, start: int, end: int) -> pd.DataFrame:
-    """`metrics.annual_series` from what `_describe` kept: each market's areas after `start`
-    laid out in a years x markets array, and each year compared with the market's previous
-    observation (its baseline, if observed by `start`), year by year. No sort, which the
-    SQL window of `_annual` needs, and only the report's years are read."""
-    import numpy as np
-    import pyarrow.compute as pc
-
-    table = con.sql(
-        f"""SELECT series_years, series_areas,
-                   CASE WHEN baseline_year <= {int(start)} THEN baseline_m2 END AS carried
-            FROM described"""
-    ).to_arrow_table()
-    years_lists = table.column("series_years").combine_chunks()
-    years = pc.list_flatten(years_lists).to_numpy(zero_copy_only=False)
-    market = pc.list_parent_indices(years_lists).to_numpy(zero_copy_only=False)
-    areas = pc.list_flatten(table.column("series_areas").combine_chunks())
-    grid = np.full((end - start, len(table)), np.nan)  # one row per year after start
-    grid[years - (start + 1), market] = areas.to_numpy(zero_copy_only=False)
-    previous = table.column("carried").to_numpy(zero_copy_only=False).astype("float64")
-    rows = []
-    for year, areas_that_year in enumerate(grid, start + 1):
-        change = areas_that_year - previous  # NaN unless observed this year and before
-        additions, reductions = np.fmax(change, 0).sum(), np.fmax(-change, 0).sum()  # fmax: NaN→0
-        seen = ~np.isnan(areas_that_year)
-        rows.append((year, additions, reductions, int(np.count_nonzero(seen))))
-        np.copyto(previous, areas_that_year, where=seen)
-    return _annual_frame(pd.DataFrame(rows, columns=ANNUAL_FLOWS), start, end)
-
-
-ANNUAL_FLOWS = ["year", "gross_additions_m2", "gross_reductions_m2", "markets_observed"]
-
-
 def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
     """`metrics.annual_series`, in SQL (`market_key` is a number: a hash or a market's)."""
     flows = con.execute(
@@ -782,7 +736,8 @@ def _annual(con, table: str, start: int, end: int) -> pd.DataFrame:
 
 
 def _annual_frame(flows: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
-    """Each year's flows (`ANNUAL_FLOWS`) after `start` to `end`, a year without any as 0."""
+    """Each year's flows (year, gross additions and reductions, markets observed) after
+    `start` to `end`, a year without any as 0."""
     flows = flows[flows["year"] > start]
     years = pd.Index(range(start + 1, end + 1), name="year")
     series = (
