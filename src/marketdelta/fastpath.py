@@ -484,13 +484,12 @@ def _report(
         described, notices = _workspace_markets(con, start, end), []
     else:
         described, notices = _file_markets(con, present, start, end)
-    changes = metrics.classify(described[BASELINE_END], options.min_change)
-    markets = described.drop(columns=[*BASELINE_END, "id"]).join(changes, how="inner")
+    markets = metrics.classify(described.drop(columns="id"), options.min_change)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, area "
         f"FROM measured WHERE area IS NOT NULL AND year <= {int(end)}"
     )
-    closed = described.loc[changes.index[changes["closed"]], ["id"]]
+    closed = described.loc[markets["closed"].to_numpy(), ["id"]]  # by position: no hashing
     con.register("closed_ids", closed.rename_axis("key").reset_index())
     closed_rows = con.execute(
         "SELECT c.key AS market_key, p.year, p.area FROM panel p "

@@ -76,11 +76,16 @@ DIRECTIONS = ["opened", "closed", "increased", "decreased", "unchanged"]  # the 
 
 def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
     """Add change, the five classes (with `--min-change` M) and the DHS growth rate."""
-    change = changes["end_m2"] - changes["baseline_m2"]
-    opened = (changes["baseline_m2"] == 0) & (changes["end_m2"] > 0)
-    closed = (changes["baseline_m2"] > 0) & (changes["end_m2"] == 0)
+    before = changes["baseline_m2"].to_numpy(dtype=float)
+    after = changes["end_m2"].to_numpy(dtype=float)
+    change = after - before
+    opened = (before == 0) & (after > 0)
+    closed = (before > 0) & (after == 0)
     increased = (change > min_change) | opened
     decreased = (change < -min_change) | closed
+    direction = np.full(len(change), DIRECTIONS.index("unchanged"), dtype="int8")
+    for name, holds in reversed(list(zip(DIRECTIONS, [opened, closed, increased, decreased]))):
+        direction[holds] = DIRECTIONS.index(name)  # the first class that holds is written last
     return changes.assign(
         change_m2=change,
         opened=opened,
@@ -88,20 +93,22 @@ def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
         increased=increased,
         decreased=decreased,
         unchanged=~increased & ~decreased,
-        direction=pd.Categorical.from_codes(
-            np.select([opened, closed, increased, decreased], [0, 1, 2, 3], 4), DIRECTIONS
-        ),
-        dhs_growth=dhs_growth(changes["baseline_m2"], changes["end_m2"]),
+        direction=pd.Categorical.from_codes(direction, DIRECTIONS),
+        dhs_growth=dhs_growth(before, after),
     )
 
 
-def dhs_growth(before: pd.Series, after: pd.Series) -> pd.Series:
+def dhs_growth(before, after) -> np.ndarray:
     """Davis-Haltiwanger-Schuh growth rate: change over the mean of the two, in [-2, 2].
 
     +2 is an opening and -2 a closure, so entry and exit need no special case; 0 when both are 0.
     """
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
     mean = (before + after) / 2
-    return ((after - before) / mean.where(mean != 0)).fillna(0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        growth = (after - before) / mean
+    growth[~np.isfinite(growth)] = 0.0
+    return growth
 
 
 @dataclass(frozen=True)
