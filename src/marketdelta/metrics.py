@@ -84,8 +84,9 @@ def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
     increased = (change > min_change) | opened
     decreased = (change < -min_change) | closed
     direction = np.full(len(change), DIRECTIONS.index("unchanged"), dtype="int8")
-    for name, holds in reversed(list(zip(DIRECTIONS, [opened, closed, increased, decreased]))):
-        direction[holds] = DIRECTIONS.index(name)  # the first class that holds is written last
+    for name, holds in [("decreased", decreased), ("increased", increased), ("closed", closed),
+                        ("opened", opened)]:  # fmt: skip
+        direction[holds] = DIRECTIONS.index(name)  # the first class of DIRECTIONS is written last
     return changes.assign(
         change_m2=change,
         opened=opened,
