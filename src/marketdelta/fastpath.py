@@ -157,8 +157,8 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     present = _load_files(con, sources, headers, read)
     if present is None:
         return None
-    con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT *, NULL AS area FROM obs")
-    _hashed_groups(con, present, {"start": 0, "end": 0})
+    con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
+    _hashed_groups(con, present, None)
     alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE keys AS
@@ -533,16 +533,17 @@ def _describe(
     table: str,
     first: str,
     mine: str,
-    parameters: dict,
+    parameters: dict | None,
     extra: str = "",
 ) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
     pass over `table` (with the measured `area`), into the table `described`: one row per
-    `market_key`; `observed` counts the rows, up to the end year, that the report is about."""
-    mine = f"area IS NOT NULL AND year <= $end AND {mine}"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE described AS
-        SELECT market_key, {first + "," if first else ""} min(year) AS first_year,
+    `market_key`; `observed` counts the rows, up to the end year, that the report is about.
+    Without `parameters` (the period's start and end), the markets only (for an import)."""
+    periods = ""
+    if parameters is not None:
+        mine = f"area IS NOT NULL AND year <= $end AND {mine}"
+        periods = f""",
               coalesce(max(year) FILTER (WHERE {mine} AND year <= $start),
                        min(year) FILTER (WHERE {mine} AND year > $start)) AS baseline_year,
               coalesce(arg_max(area, year) FILTER (WHERE {mine} AND year <= $start),
@@ -550,9 +551,12 @@ def _describe(
                   AS baseline_m2,
               max(year) FILTER (WHERE {mine}) AS end_year,
               arg_max(area, year) FILTER (WHERE {mine}) AS end_m2,
-              count(*) FILTER (WHERE {mine}) AS observed {extra}
+              count(*) FILTER (WHERE {mine}) AS observed"""
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE described AS
+        SELECT market_key, {first + "," if first else ""} min(year) AS first_year {periods} {extra}
         FROM {table} GROUP BY market_key""",
-        parameters,
+        parameters or {},
     )
 
 
@@ -605,7 +609,7 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
     return _fetch_described(con, query), notices
 
 
-def _hashed_groups(con, present: set[str], parameters: dict) -> None:
+def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     """Describe the rows of `measured` grouped by a hash of their names as written (one group
     per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
     names compared without case and spaces) into `labels`. Declines names that Python would
