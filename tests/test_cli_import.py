@@ -233,6 +233,7 @@ def test_schema_1_is_read_as_it_is_and_migrated_by_the_next_import(tmp_path, run
     as_schema_1(db)
     assert primary_keys(db)
     schema_1 = digest(db)
+    status = run("status", "--db", db).stdout
     assert run_json("report", "--db", db) == before
     assert digest(db) == schema_1  # reading never migrates
     assert run("import", *STALLS[3:], "--db", db, "--survey", "stalls").exit_code == 0
@@ -241,6 +242,7 @@ def test_schema_1_is_read_as_it_is_and_migrated_by_the_next_import(tmp_path, run
         version = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchall()
     assert version == [("3",)]
     assert run_json("report", "--db", db) == run_json("report", *STALLS, "--survey", "stalls")
+    assert "stalls" in status and status.count("stall") >= 2
 
 
 def test_each_thing_is_stored_once_without_primary_keys(tmp_path, run, monkeypatch):

@@ -442,11 +442,12 @@ class Workspace:
     def survey_summary(self) -> pd.DataFrame:
         if self.is_new:
             return pd.DataFrame()
+        self._read_as_current()
         return self.db.execute(
             """SELECT s.name AS survey, s.measure, min(o.year) AS first_year,
-                      max(o.year) AS last_year, count(DISTINCT o.market_key) AS markets,
-                      count(*) AS observations
-               FROM surveys s LEFT JOIN observations o ON o.survey = s.name
+                      max(o.year) AS last_year, count(DISTINCT o.market_no) AS markets,
+                      count(o.year) AS observations
+               FROM surveys s LEFT JOIN observed o USING (survey_no)
                GROUP BY s.name, s.measure ORDER BY s.name"""
         ).df()
 
@@ -527,8 +528,9 @@ class Workspace:
 
     def _store_rows(self, rows: str) -> None:
         """Store the observations of the table `rows` (`OBSERVATION_COLUMNS`, `market_key`,
-        `import_id`): number their new markets and spellings, then write `observed` and
-        `details`. The markets' descriptions are placeholders until `_refresh_markets`."""
+        `import_id`): number their new markets (described from these rows until
+        `_refresh_markets` describes them from all) and spellings, then write `observed` and
+        `details`."""
         self._number_markets(_first_recorded(rows))
         self._number_spellings(f"SELECT {', '.join(SPELLING_COLUMNS)} FROM {rows}")
         numbered = f"""{rows} r JOIN surveys s ON s.name = r.survey
