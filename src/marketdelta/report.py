@@ -229,9 +229,10 @@ class Report:
 
     def closure_table(self) -> pd.DataFrame:
         """Closed markets with where they were and what they had, by name."""
-        return self.closures.join(
-            self.markets[["market", "town", "province", "lat", "lon"]]
-        ).sort_values("market", kind="stable")
+        closed = self.markets.loc[self.markets["closed"].to_numpy()]  # a join hashes every key
+        return self.closures.join(closed[["market", "town", "province", "lat", "lon"]]).sort_values(
+            "market", kind="stable"
+        )
 
 
 def area(value: float | None) -> float | int | None:
