@@ -164,7 +164,7 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
         f"""CREATE OR REPLACE TEMP TABLE keys AS
         SELECT l.market_key, l.label, {"coalesce(a.market_key, l.label)" if existing else "l.label"}
                    AS key, d.market AS spelling, d.town, d.province, d.lat, d.lon, d.first_year,
-               n.name AS first_file
+               d.first_row, n.name AS first_file
         FROM labels l JOIN described d USING (market_key) {alias}
              JOIN file_names n ON n.file = d.first_file"""
     )
@@ -622,7 +622,7 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
         {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
             OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
-        {placed} AS placed_year, min(file) AS first_file,
+        {placed} AS placed_year, min(file) AS first_file, min(row) AS first_row,
         {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
     _describe(con, "measured", first, "true", parameters, extra=checks)

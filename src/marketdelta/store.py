@@ -108,6 +108,23 @@ def _ddl(table: str) -> str:
     return next(statement for statement in SCHEMA if f"CREATE TABLE {table} (" in statement)
 
 
+def _markets_of_groups(db) -> str:
+    """SQL describing the markets of the fast import's spelling groups (`keys`), for
+    `Workspace._number_markets`: the groups themselves when each market has one (most
+    imports), else each market's first spelling, town, province and coordinates."""
+    if db.execute("SELECT count(*) = count(DISTINCT key) FROM keys").fetchall()[0][0]:
+        return """SELECT key AS market_key, NULL::VARCHAR AS market_id, spelling AS market,
+                         town, province, lat, lon, first_row AS first_seen FROM keys"""
+    first = ", ".join(
+        f"arg_min({c}, first_year) FILTER (WHERE {c} IS NOT NULL) AS {c}"
+        for c in ("town", "province", "lat", "lon")
+    )
+    return f"""SELECT key AS market_key, NULL::VARCHAR AS market_id,
+                      arg_min(spelling, first_year) AS market, {first},
+                      min(first_row) AS first_seen
+               FROM keys GROUP BY key"""
+
+
 def _same_spelling(a: str, b: str) -> str:
     """SQL: do the rows `a` and `b` write the id, name and town the same way (blanks too)?"""
     return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in SPELLING_COLUMNS)
@@ -115,13 +132,19 @@ def _same_spelling(a: str, b: str) -> str:
 
 def _first_recorded(rows: str, where: str = "true") -> str:
     """SQL: each market's first recorded id, name, town, province and coordinates in the
-    observations `rows` (first by year, file and line), one row a `market_key`, in the
-    column order of `markets` after `market_no`."""
+    observations `rows` (first by year, file and line), one row a `market_key`, and where it
+    was `first_seen` (see `FIRST_SEEN`)."""
     first = ", ".join(
         f"arg_min({c}, (year, file, line)) FILTER (WHERE {c} IS NOT NULL) AS {c}"
         for c in ("market_id", "market", "town", "province", "lat", "lon")
     )
-    return f"SELECT market_key, {first} FROM {rows} WHERE {where} GROUP BY market_key"
+    return f"""SELECT market_key, {first}, min({FIRST_SEEN}) AS first_seen
+               FROM {rows} WHERE {where} GROUP BY market_key"""
+
+
+# New markets and spellings are numbered in the order an import first meets them: by import,
+# then line (the fast import's row positions run in the same order).
+FIRST_SEEN = "import_id::BIGINT * 4294967296 + line"
 
 
 # Migrations from version N to N + 1, applied in order when an older workspace is opened
@@ -532,7 +555,9 @@ class Workspace:
         `_refresh_markets` describes them from all) and spellings, then write `observed` and
         `details`."""
         self._number_markets(_first_recorded(rows))
-        self._number_spellings(f"SELECT {', '.join(SPELLING_COLUMNS)} FROM {rows}")
+        self._number_spellings(
+            f"SELECT {', '.join(SPELLING_COLUMNS)}, {FIRST_SEEN} AS first_seen FROM {rows}"
+        )
         numbered = f"""{rows} r JOIN surveys s ON s.name = r.survey
                        JOIN markets m USING (market_key)"""
         self.db.execute(
@@ -550,12 +575,14 @@ class Workspace:
         )
 
     def _number_markets(self, described: str) -> None:
-        """Add the markets of the SQL `described` (key, id, name, town, province, lat, lon; one
-        row a key) that are new, numbered after the others in order of key."""
+        """Add the markets of the SQL `described` (`market_key`, `market_id`, `market`,
+        `town`, `province`, `lat`, `lon`, `first_seen`; one row a key) that are new, numbered
+        after the others in the order they were first seen."""
         self.db.execute(
             f"""INSERT INTO markets
                 SELECT (SELECT coalesce(max(market_no), 0) FROM markets)
-                           + row_number() OVER (ORDER BY d.market_key), d.*
+                           + row_number() OVER (ORDER BY d.first_seen),
+                       d.market_key, d.market_id, d.market, d.town, d.province, d.lat, d.lon
                 FROM ({described}) d
                 WHERE d.market_key NOT IN (SELECT market_key FROM markets)"""
         )
@@ -568,15 +595,16 @@ class Workspace:
         )
 
     def _number_spellings(self, spellings: str) -> None:
-        """Add the spellings (id, name, town) of the SQL `spellings` that are new, numbered
-        after the others in order of name, town and id."""
+        """Add the spellings (id, name, town) of the SQL `spellings` (with `first_seen`) that
+        are new, numbered after the others in the order they were first seen."""
+        columns = ", ".join(SPELLING_COLUMNS)
         self.db.execute(
             f"""INSERT INTO spellings
                 SELECT (SELECT coalesce(max(spelling_no), 0) FROM spellings)
-                           + row_number() OVER (ORDER BY market, town, market_id), *
-                FROM (SELECT DISTINCT * FROM ({spellings}) n
-                      WHERE NOT EXISTS (SELECT 1 FROM spellings w
-                                        WHERE {_same_spelling("w", "n")}))"""
+                           + row_number() OVER (ORDER BY min(first_seen)), {columns}
+                FROM ({spellings}) n
+                WHERE NOT EXISTS (SELECT 1 FROM spellings w WHERE {_same_spelling("w", "n")})
+                GROUP BY {columns}"""
         )
 
     def _check_stored_once(self, rows: str) -> None:
@@ -641,15 +669,10 @@ class Workspace:
                     [row.import_id, row.name, row.sha256, row.rows, row.rows, survey, now,
                      __version__],
                 )  # fmt: skip
-            first = ", ".join(
-                f"arg_min({c}, first_year) FILTER (WHERE {c} IS NOT NULL)"
-                for c in ("spelling", "town", "province", "lat", "lon")
-            )
-            self._number_markets(
-                f"SELECT key AS market_key, NULL::VARCHAR, {first} FROM keys GROUP BY key"
-            )
+            self._number_markets(_markets_of_groups(self.db))
             self._number_spellings(
-                "SELECT NULL::VARCHAR AS market_id, spelling AS market, town FROM keys"
+                "SELECT NULL::VARCHAR AS market_id, spelling AS market, town, "
+                "first_row AS first_seen FROM keys"
             )
             self.db.execute(
                 """CREATE OR REPLACE TEMP TABLE numbered AS
