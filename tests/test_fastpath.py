@@ -195,6 +195,10 @@ def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypat
     merged = run("import", later, "--db", db)
     assert "taken to be 'Nampo-Waudo'" in merged.stderr  # a fuzzy partner: reference import
     assert "already imported" in run("import", later, "--db", db).stderr
+    both = write(tmp_path / "c.csv", "market,town,year,stall_area_m2\nNampo-Waudo,N,2020,600\n"
+                 "Nampo-Wadu,N,2024,0\nB,N,2020,5\n")  # fmt: skip
+    together = run("import", both, "--db", tmp_path / "both.duckdb")
+    assert "taken to be 'Nampo-Waudo'" in together.stderr  # partners in one new file
     bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,x\n")
     fresh = tmp_path / "new.duckdb"
     assert run("import", bad, "--db", fresh).exit_code == 1

@@ -168,7 +168,8 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
         FROM labels l JOIN described d USING (market_key) {alias}
              JOIN file_names n ON n.file = d.first_file"""
     )
-    if _fuzzy_partners(con, existing):
+    one_group_each = con.execute("SELECT count(*) = count(DISTINCT key) FROM keys").fetchall()[0][0]
+    if _fuzzy_partners(con, existing, one_group_each):
         return None
     con.execute(
         """CREATE OR REPLACE TEMP VIEW incoming AS
@@ -183,7 +184,7 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
                  SELECT 1 FROM incoming o JOIN keys k USING (market_key)
                  WHERE o.market_key IN (SELECT market_key FROM shared)
                  GROUP BY k.key, o.year HAVING count(*) > 1)"""
-    if con.execute(twice).fetchall()[0][0]:
+    if not one_group_each and con.execute(twice).fetchall()[0][0]:
         return None
     clash = """SELECT count(*) FROM incoming o JOIN keys k USING (market_key)
                JOIN markets m ON m.market_key = k.key
@@ -213,8 +214,9 @@ def _read_bytes(path: Path) -> _FileBytes:
     return _FileBytes(digest.hexdigest(), breaks, last == b"\n")
 
 
-def _fuzzy_partners(con, existing: bool) -> bool:
-    """Could rule 3 merge a new market with another (new or already in the workspace)?"""
+def _fuzzy_partners(con, existing: bool, one_group_each: bool) -> bool:
+    """Could rule 3 merge a new market with another (new or already in the workspace)?
+    With `one_group_each`, each market of `keys` is one spelling group: no need to group."""
     old, new_only = "", ""
     if existing:
         old = "UNION ALL SELECT market_key, name, town, lat, lon, false FROM markets"
@@ -225,6 +227,9 @@ def _fuzzy_partners(con, existing: bool) -> bool:
                          arg_min(d.lon, d.placed_year) AS lon, true AS new
                   FROM keys k JOIN described d USING (market_key) {new_only}
                   GROUP BY k.key {old})"""
+    if one_group_each:
+        groups = f"""(SELECT k.key, k.spelling AS market, k.town, k.lat, k.lon, true AS new
+                      FROM keys k {new_only} {old})"""
     placed = con.execute("SELECT bool_or(lat IS NOT NULL) FROM described").fetchall()[0][0]
     flagged = _with_candidate_flag(groups, bool(placed))
     query = f"SELECT count(*) FROM ({flagged}) WHERE new AND candidate"
