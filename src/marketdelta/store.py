@@ -63,7 +63,7 @@ SCHEMA = [
         tool_version VARCHAR NOT NULL
     )""",
     """CREATE TABLE markets (                        -- each market as first recorded
-        market_no INTEGER NOT NULL,                  -- numbered in order of key, never renumbered
+        market_no INTEGER NOT NULL,                  -- in the order first seen; never renumbered
         market_key VARCHAR NOT NULL,                 -- id:<market_id> or nt:<name>|<town>
         market_id VARCHAR, name VARCHAR NOT NULL, town VARCHAR, province VARCHAR,
         lat DOUBLE, lon DOUBLE
@@ -97,7 +97,7 @@ SCHEMA = [
 ]
 DETAIL_COLUMNS = ["province", "lat", "lon", "imagery_date", "source", "status", "notes"]
 SPELLING_COLUMNS = ["market_id", "market", "town"]
-# The surveys and markets of a schema-1 or -2 workspace, numbered as schema 3 numbers them.
+# The surveys and markets of a schema-1 or -2 workspace, numbered (by name and by key) for schema 3.
 NUMBERED_SURVEYS = """SELECT name, title, measure, known_markets, compare,
     row_number() OVER (ORDER BY name) AS survey_no FROM {surveys}"""
 NUMBERED_MARKETS = """SELECT row_number() OVER (ORDER BY market_key) AS market_no, market_key,
