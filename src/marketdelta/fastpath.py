@@ -117,7 +117,10 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
             present = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
         except (duckdb.Error, _Decline):
             present = None
-        read_bytes = reading.result()
+        try:
+            read_bytes = reading.result()
+        except OSError:  # the reference import says what is wrong with the file
+            return None
     hashes = [b.sha256 for b in read_bytes]
     if (
         present is None
