@@ -624,14 +624,15 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     """Describe the rows of `measured` grouped by a hash of their names as written (one group
     per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
     names compared without case and spaces) into `labels`. Declines names that Python would
-    compare differently, hash collisions and markets observed twice in a year."""
+    compare differently, hash collisions and markets observed twice in a year. Without
+    `parameters`, for an import: where each group was first met, and no period figures."""
     market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
     placed = "min(year) FILTER (WHERE lat IS NOT NULL)" if "lat" in present else "NULL::INTEGER"
+    met = ", min(file) AS first_file, min(row) AS first_row" if parameters is None else ""
     checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
         {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
             OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
-        {placed} AS placed_year, min(file) AS first_file, min(row) AS first_row,
-        {REPEATED}"""
+        {placed} AS placed_year {met}, {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
     _describe(con, "measured", first, "true", parameters, extra=checks)
     if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
