@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -266,3 +267,23 @@ def _outcome(compute):
         return "report", compute()
     except MarketdeltaError as error:
         return "error", str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "one_line_a_row"),
+    [
+        ("h\na\nb\n", 2, True),
+        ("h\r\na\r\nb\r\n", 2, True),
+        ("h\na\n\nb\n", 2, False),  # a blank line, which readers skip
+        ('h\n"a\nx"\nb\n', 2, False),  # a line break inside quotes
+        ("h\na\rb\n\n", 2, False),  # a lone carriage return and a blank line: breaks = rows + 1
+        ("h\na\nb", 2, False),  # no line break at the end
+    ],
+)
+def test_a_fast_import_stores_lines_only_when_each_row_is_one(tmp_path, text, rows, one_line_a_row):
+    path = tmp_path / "f.csv"
+    path.write_bytes(text.encode())
+    for block_size in (1, 2, 3, 1 << 22):  # small blocks split every pair of characters
+        read = fastpath._read_bytes(path, block_size)
+        assert read.one_line_a_row(rows) is one_line_a_row
+        assert read.sha256 == hashlib.sha256(text.encode()).hexdigest()

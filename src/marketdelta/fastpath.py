@@ -138,10 +138,8 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
         .fillna({"first_row": 0, "rows": 0})
         .astype({"first_row": "int64", "rows": "int64"})
     )
-    one_line_a_row = [b.line_breaks == rows + 1 and b.ends_with_break
-                      for b, rows in zip(read_bytes, files["rows"], strict=True)]  # fmt: skip
-    if not all(one_line_a_row):  # lines are stored as positions: no blank or broken lines
-        return None
+    if not all(map(_FileBytes.one_line_a_row, read_bytes, files["rows"])):
+        return None  # lines are stored as positions
     added = workspace.apply_fast(
         survey,
         files,
@@ -200,21 +198,33 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
 
 @dataclass(frozen=True)
 class _FileBytes:
-    """What one read of a file tells: its SHA-256, its line breaks, whether it ends with one."""
+    """What one read of a file tells: its SHA-256, its line breaks (`\\n`), its carriage
+    returns not followed by one (a line break to CSV readers too), whether it ends with one."""
 
     sha256: str
     line_breaks: int
+    lone_returns: int
     ends_with_break: bool
 
+    def one_line_a_row(self, rows: int) -> bool:
+        """Is each of `rows` data rows one line after the header (no blank lines, no line
+        breaks inside quotes), so that a row's line is its position?"""
+        return self.line_breaks == rows + 1 and self.lone_returns == 0 and self.ends_with_break
 
-def _read_bytes(path: Path) -> _FileBytes:
-    digest, breaks, last = hashlib.sha256(), 0, b""
+
+def _read_bytes(path: Path, block_size: int = 1 << 22) -> _FileBytes:
+    digest, breaks, returns, pairs, last = hashlib.sha256(), 0, 0, 0, b""
     with path.open("rb") as handle:
-        while block := handle.read(1 << 22):
+        while block := handle.read(block_size):
             digest.update(block)
             breaks += block.count(b"\n")
+            if b"\r" in block:
+                returns += block.count(b"\r")
+                pairs += (last + block).count(b"\r\n")  # a pair may straddle two blocks
+            elif last == b"\r" and block.startswith(b"\n"):
+                pairs += 1
             last = block[-1:]
-    return _FileBytes(digest.hexdigest(), breaks, last == b"\n")
+    return _FileBytes(digest.hexdigest(), breaks, returns - pairs, last == b"\n")
 
 
 def _fuzzy_partners(con, existing: bool, one_group_each: bool) -> bool:
