@@ -653,8 +653,8 @@ class Workspace:
     ) -> int:
         """Write what `fastpath.import_files` prepared, in one transaction: its view `incoming`
         (the rows to store, keyed by spelling group, with the `details` columns the files
-        have), its table `keys` (each group's label, market key, spelling, town and first
-        year) and `files` (each file's `file` number, `name`, `sha256`, `rows` and
+        have), its table `keys` (each group's label, market key, spelling, town, first year and
+        first row) and `files` (each file's `file` number, `name`, `sha256`, `rows` and
         `first_row`). With `exact`, the groups describe their markets as the rows would (a new
         workspace, no provinces or coordinates). Returns the number of observations added."""
         now = datetime.now(UTC).replace(tzinfo=None)
