@@ -7,9 +7,13 @@ Every function takes a *panel*: one row per observed (market_key, year) with an 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 MEASURES = ("stall", "open", "total")
 CLASSES = ("increased", "decreased", "unchanged", "opened", "closed")
@@ -83,10 +87,6 @@ def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
     closed = (before > 0) & (after == 0)
     increased = (change > min_change) | opened
     decreased = (change < -min_change) | closed
-    direction = np.full(len(change), DIRECTIONS.index("unchanged"), dtype="int8")
-    for name, holds in [("decreased", decreased), ("increased", increased), ("closed", closed),
-                        ("opened", opened)]:  # fmt: skip
-        direction[holds] = DIRECTIONS.index(name)  # the first class of DIRECTIONS is written last
     return changes.assign(
         change_m2=change,
         opened=opened,
@@ -94,12 +94,14 @@ def classify(changes: pd.DataFrame, min_change: float = 0.0) -> pd.DataFrame:
         increased=increased,
         decreased=decreased,
         unchanged=~increased & ~decreased,
-        direction=pd.Categorical.from_codes(direction, DIRECTIONS),
+        direction=pd.Categorical.from_codes(
+            np.select([opened, closed, increased, decreased], [0, 1, 2, 3], 4), DIRECTIONS
+        ),
         dhs_growth=dhs_growth(before, after),
     )
 
 
-def dhs_growth(before, after) -> np.ndarray:
+def dhs_growth(before: ArrayLike, after: ArrayLike) -> np.ndarray:
     """Davis-Haltiwanger-Schuh growth rate: change over the mean of the two, in [-2, 2].
 
     +2 is an opening and -2 a closure, so entry and exit need no special case; 0 when both are 0.

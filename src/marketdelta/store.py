@@ -125,6 +125,12 @@ def _markets_of_groups(db) -> str:
                FROM keys GROUP BY key"""
 
 
+def _with_numbers(rows: str) -> str:
+    """SQL: the rows `rows` (`r`, by survey name and market key) with their survey (`s`) and
+    market (`m`), whose numbers `observed` stores."""
+    return f"{rows} r JOIN surveys s ON s.name = r.survey JOIN markets m USING (market_key)"
+
+
 def _same_spelling(a: str, b: str) -> str:
     """SQL: do the rows `a` and `b` write the id, name and town the same way (blanks too)?"""
     return " AND ".join(f"{a}.{c} IS NOT DISTINCT FROM {b}.{c}" for c in SPELLING_COLUMNS)
@@ -558,8 +564,7 @@ class Workspace:
         self._number_spellings(
             f"SELECT {', '.join(SPELLING_COLUMNS)}, {FIRST_SEEN} AS first_seen FROM {rows}"
         )
-        numbered = f"""{rows} r JOIN surveys s ON s.name = r.survey
-                       JOIN markets m USING (market_key)"""
+        numbered = _with_numbers(rows)
         self.db.execute(
             f"""INSERT INTO observed
                 SELECT s.survey_no, m.market_no, r.year, w.spelling_no, r.stall_area_m2,
@@ -614,9 +619,7 @@ class Workspace:
         twice = self.db.execute(
             f"""SELECT count(*) FROM (
                  SELECT 1 FROM observed WHERE (survey_no, market_no, year) IN
-                     (SELECT (s.survey_no, m.market_no, r.year)
-                      FROM {rows} r JOIN surveys s ON s.name = r.survey
-                           JOIN markets m USING (market_key))
+                     (SELECT (s.survey_no, m.market_no, r.year) FROM {_with_numbers(rows)})
                  GROUP BY survey_no, market_no, year HAVING count(*) > 1)"""
         ).fetchall()[0][0]
         if twice:
@@ -749,8 +752,7 @@ class Workspace:
             self.db.execute(
                 f"""DELETE FROM {table} o USING (
                       SELECT s.survey_no, m.market_no, r.year
-                      FROM replaced_rows r JOIN surveys s ON s.name = r.survey
-                           JOIN markets m USING (market_key)) r
+                      FROM {_with_numbers("replaced_rows")}) r
                     WHERE o.survey_no = r.survey_no AND o.market_no = r.market_no
                           AND o.year = r.year"""
             )
