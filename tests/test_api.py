@@ -51,3 +51,25 @@ def test_no_color_and_pipes_get_no_escape_codes(tmp_path):
     )
     assert b"\x1b" not in out.stdout and b"\x1b" not in out.stderr
     assert b"+9,905" in out.stdout
+
+
+def test_json_closures_written_a_column_at_a_time_read_as_the_generic_encoder(tmp_path):
+    from marketdelta import render
+
+    survey = tmp_path / "s.csv"
+    survey.write_text(
+        "market,town,lat,lon,year,stall_area_m2,status\n"
+        'Sŏngch\'ŏn "Old",Kaesŏng,38.1,126.5,2020,1234.5,\n'
+        'Sŏngch\'ŏn "Old",Kaesŏng,38.1,126.5,2021,0,closed\n'
+        "Back\\slash,,,,2020,900,\n"
+        "Back\\slash,,,,2021,,closed\n"
+        "Stays,Town,,,2020,10,\n"
+        "Stays,Town,,,2021,20,\n",
+        encoding="utf-8",
+    )
+    result = md.build_report(md.read([survey]))
+    assert len(result.to_dict()["closures"]) == 2
+    assert render.to_json(result) == render._dumps(result.to_dict(), "") + "\n"
+    none_closed = md.build_report(md.read([survey]), end=2020)
+    assert '"closures": []' in render.to_json(none_closed)
+    assert render.to_json(none_closed) == render._dumps(none_closed.to_dict(), "") + "\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -339,12 +340,22 @@ def neutralise_formulas(values: pd.Series) -> pd.Series:
 
 def to_json(report: Report) -> str:
     """The report as indented JSON, each record of a list on one line: as readable as fully
-    indented JSON, and written by the json module's C encoder, which a million markets need."""
-    return _dumps(report.to_dict(), "") + "\n"
+    indented JSON, and written by the json module's C functions, which a million markets need."""
+    return _dumps(report.document(RecordColumns(report.closure_columns())), "") + "\n"
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """A list of flat records held as a list of values per key: `_dumps` encodes it a column
+    at a time (64,000 closures as dicts, encoded one by one, take ≈ 0.8 s; this ≈ 0.1 s)."""
+
+    columns: dict[str, list]
 
 
 def _dumps(value, indent: str) -> str:
     inner = indent + "  "
+    if isinstance(value, RecordColumns):
+        return _record_lines(value.columns, indent)
     if isinstance(value, dict) and value and not _flat(value):
         items = (f"{inner}{_compact(k)}: {_dumps(v, inner)}" for k, v in value.items())
         return "{\n" + ",\n".join(items) + f"\n{indent}}}"
@@ -356,6 +367,39 @@ def _dumps(value, indent: str) -> str:
 
 def _compact(value) -> str:
     return _ENCODER.encode(value)
+
+
+def _record_lines(columns: dict[str, list], indent: str) -> str:
+    """What `_dumps` writes for the list of records `columns` holds, one record a line."""
+    keys = [_compact(key) + ": " for key in columns]
+    cells = [_column_json(values) for values in columns.values()]
+    lines = [", ".join(map(str.__add__, keys, row)) for row in zip(*cells, strict=True)]
+    if not lines:
+        return "[]"
+    inner = indent + "  "
+    return "[\n" + ",\n".join(f"{inner}{{{line}}}" for line in lines) + f"\n{indent}]"
+
+
+def _column_json(values: list) -> list[str]:
+    """Each value as JSON; a column of one type is encoded by one C function."""
+    kinds = set(map(type, values))
+    if len(kinds) == 1 and (encode := _PLAIN_JSON.get(kinds.pop())):
+        return list(map(encode, values))
+    return [_SCALAR_JSON.get(type(v), _compact)(v) for v in values]
+
+
+def _finite_json(value: float) -> str:
+    return float.__repr__(value) if math.isfinite(value) else _compact(value)
+
+
+# The json module's text for each type of scalar, without its per-call set-up.
+_SCALAR_JSON = {
+    type(None): lambda _: "null",
+    str: json.encoder.encode_basestring,
+    int: int.__repr__,
+    float: _finite_json,
+}
+_PLAIN_JSON = {str: json.encoder.encode_basestring, int: int.__repr__}
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))

@@ -133,6 +133,11 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object: the contract's keys and a few more."""
+        return self.document(self._closure_records())
+
+    def document(self, closures: Any) -> dict[str, Any]:
+        """The JSON object with `closures` as its closures list: `to_dict` gives it records;
+        the JSON renderer gives it `closure_columns`, which it encodes a column at a time."""
         t = self.totals
         return {
             "survey": self.survey.name,
@@ -154,7 +159,7 @@ class Report:
             "excess_reallocation_m2": area(t.excess_reallocation_m2),
             "min_change_m2": area(self.min_change),
             "counts": vars(self.counts).copy(),
-            "closures": self._closure_records(),
+            "closures": closures,
             "top": {
                 "k": self.top.k,
                 "change_m2": area(self.top.change_m2),
@@ -214,8 +219,14 @@ class Report:
         }
 
     def _closure_records(self) -> list[dict[str, Any]]:
+        columns = self.closure_columns()
+        rows = zip(*columns.values(), strict=True)
+        return [dict(zip(columns, values, strict=True)) for values in rows]
+
+    def closure_columns(self) -> dict[str, list[Any]]:
+        """The closures list of the JSON object, a list of values for each key."""
         table = self.closure_table()
-        columns = {
+        return {
             "market": _texts(table["market"]),
             "town": _texts(table["town"]),
             "lat": _numbers(table["lat"]),
@@ -224,8 +235,6 @@ class Report:
             "last_open_year": table["last_open_year"].astype("int64").tolist(),
             "closed_by_year": table["closed_by_year"].astype("int64").tolist(),
         }
-        rows = zip(*columns.values(), strict=True)
-        return [dict(zip(columns, values, strict=True)) for values in rows]
 
     def closure_table(self) -> pd.DataFrame:
         """Closed markets with where they were and what they had, by name."""
