@@ -114,16 +114,16 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
     with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL while DuckDB reads
         reading = pool.submit(lambda: [_read_bytes(Path(s)) for s in sources])
         try:
-            present = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
+            grouped = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
         except (duckdb.Error, _Decline):
-            present = None
+            grouped = None
         try:
             read_bytes = reading.result()
         except OSError:  # the reference import says what is wrong with the file
             return None
     hashes = [b.sha256 for b in read_bytes]
     if (
-        present is None
+        grouped is None
         or set(hashes) & workspace.imported_hashes()
         or len(set(hashes)) != len(hashes)
     ):
@@ -140,12 +140,14 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
     )
     if not all(map(_FileBytes.one_line_a_row, read_bytes, files["rows"])):
         return None  # lines are stored as positions
+    present, one_group_each = grouped
     added = workspace.apply_fast(
         survey,
         files,
         declarations,
         details=[c for c in DETAIL_COLUMNS if c in present],
         exact=fresh and not {"province", "lat", "lon"} & present,
+        one_group_each=one_group_each,
     )
     return FastImport(len(sources), added, [])
 
@@ -154,7 +156,8 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     """Load the files into the view `incoming` (the rows to store, keyed by spelling group,
     with their cells as the reference reader cleans them) and the table `keys` (each group's
     label, market key, spelling, town, province and coordinates, first year and file).
-    Returns the columns the files have, or None when the reference import must decide."""
+    Returns the columns the files have and whether each market is one group, or None when
+    the reference import must decide."""
     present = _load_files(con, sources, headers, read)
     if present is None:
         return None
@@ -193,7 +196,7 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
                JOIN surveys s ON s.survey_no = x.survey_no AND s.name = ?"""
     if existing and con.execute(clash, [survey]).fetchall()[0][0]:
         return None
-    return present
+    return present, one_group_each
 
 
 @dataclass(frozen=True)
