@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from conftest import FIXTURES, write
 from hypothesis import given, settings
@@ -287,3 +290,28 @@ def test_a_fast_import_stores_lines_only_when_each_row_is_one(tmp_path, text, ro
         read = fastpath._read_bytes(path, block_size)
         assert read.one_line_a_row(rows) is one_line_a_row
         assert read.sha256 == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_rule_3_candidates_are_flagged_whenever_their_numbers_agree():
+    """The candidate flag compares all the digits of two names; it must flag every pair
+    whose numbers (as rule 3 reads them) are equal, however the digits are written."""
+    from marketdelta.fastpath import _with_candidate_flag
+    from marketdelta.identity import normalise_name
+
+    names = ["Market 1-2", "Market 12", "Market 1 3", "Market 13", "Sinuiju #4", "Sinuiju 4",
+             "Market 7", "Other 8"]  # fmt: skip
+    con = duckdb.connect()
+    con.register("groups", pd.DataFrame({"market": names, "town": "T", "lat": None, "lon": None}))
+    flagged = con.execute(
+        f"SELECT market, numbers, candidate FROM ({_with_candidate_flag('groups', False)})"
+    ).df()
+    numbers = flagged["numbers"].map(tuple)
+    keys = normalise_name(pd.Series(names)).str.replace(r"[^\w#]", "", regex=True)
+    reference = {
+        name: tuple(re.findall(r"\d+", key)) for name, key in zip(names, keys, strict=True)
+    }
+    assert dict(zip(flagged["market"], numbers, strict=True)) == reference
+    shared = numbers.map(numbers.value_counts()) > 1
+    assert (flagged["candidate"] | ~shared).all()  # over-inclusive, never under
+    assert set(flagged.loc[flagged["candidate"], "market"]) >= {"Market 1-2", "Market 12"}
+    assert not flagged.set_index("market").loc[["Market 7", "Other 8"], "candidate"].any()

@@ -256,28 +256,35 @@ def _with_candidate_flag(source: str, placed: bool) -> str:
     """SQL for the groups of `source` (market, town, lat, lon, ...) with their `name_key`,
     `town_key`, `numbers` and `candidate`: could rule 3 pair the group with another one (same
     town, or a neighbouring map cell, and the same numbers in the name)? Over-inclusive by
-    design; `identity.fuzzy_merges` decides. Map cells are only counted if some group of
-    interest is `placed` (has coordinates)."""
+    design; `identity.fuzzy_merges` decides. Groups are compared by all the digits of their
+    names, in order (equal whenever their numbers are equal, and one regular expression
+    cheaper). Map cells are only counted if some group of interest is `placed` (has
+    coordinates)."""
     by_cell = ", ".join(
-        f"count(*) OVER (PARTITION BY numbers, (fy + {dy}) // 2, (fx + {dx}) // 2)"
+        f"count(*) OVER (PARTITION BY digits, (fy + {dy}) // 2, (fx + {dx}) // 2)"
         for dy in (0, 1)
         for dx in (0, 1)
     )
     by_cell = by_cell if placed else "0"
-    return rf"""WITH named AS (
+    return rf"""WITH keyed AS (
           SELECT *,
-            regexp_replace(lower(replace(market, ' ', '')), '[^\w#]', '', 'g') AS name_key,
             lower(replace(coalesce(town, ''), ' ', '')) AS town_key,
+            array_to_string(regexp_extract_all(market, '\d+'), '') AS digits,
             floor(lat / {CELL_DEGREES})::BIGINT AS fy, floor(lon / {CELL_DEGREES})::BIGINT AS fx
           FROM {source}),
-        numbered AS (SELECT *, regexp_extract_all(name_key, '\d+') AS numbers FROM named),
         counted AS (
-          SELECT *, count(*) OVER (PARTITION BY town_key, numbers) AS by_town,
+          SELECT *, count(*) OVER (PARTITION BY town_key, digits) AS by_town,
                  greatest({by_cell}) AS by_cell
-          FROM numbered)
-        SELECT * EXCLUDE (fy, fx, by_town, by_cell),
-               (town_key <> '' AND by_town > 1) OR (fy IS NOT NULL AND by_cell > 1) AS candidate
-        FROM counted"""
+          FROM keyed),
+        flagged AS (
+          SELECT * EXCLUDE (fy, fx, by_town, by_cell, digits),
+                 (town_key <> '' AND by_town > 1) OR (fy IS NOT NULL AND by_cell > 1) AS candidate
+          FROM counted),
+        named AS (
+          SELECT *,
+            regexp_replace(lower(replace(market, ' ', '')), '[^\w#]', '', 'g') AS name_key
+          FROM flagged)
+        SELECT *, regexp_extract_all(name_key, '\d+') AS numbers FROM named"""
 
 
 def report_from_workspace(
