@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 import marketdelta as md
 
 README = Path(__file__).parents[1] / "README.md"
@@ -73,3 +75,32 @@ def test_json_closures_written_a_column_at_a_time_read_as_the_generic_encoder(tm
     none_closed = md.build_report(md.read([survey]), end=2020)
     assert '"closures": []' in render.to_json(none_closed)
     assert render.to_json(none_closed) == render._dumps(none_closed.to_dict(), "") + "\n"
+
+
+def test_csv_report_reads_back_as_the_table_of_markets(tmp_path):
+    import csv
+    import io
+    import math
+
+    from marketdelta import render
+
+    survey = tmp_path / "s.csv"
+    survey.write_text(
+        "market,town,lat,lon,year,stall_area_m2\n"
+        '"Sŏngch\'ŏn ""Old"", East",Kaesŏng,38.123456789,126.5,2020,1234.5\n'
+        '"Sŏngch\'ŏn ""Old"", East",Kaesŏng,38.123456789,126.5,2021,1300.25\n'
+        "=Formula,,,,2020,900\n"
+        "=Formula,,,,2021,0.1\n",
+        encoding="utf-8",
+    )
+    result = md.build_report(md.read([survey]))
+    rows = list(csv.DictReader(io.StringIO(render.to_csv(result))))
+    frame = result.to_frame()
+    assert [row["market"] for row in rows] == ['Sŏngch\'ŏn "Old", East', "'=Formula"]
+    for row, market in zip(rows, frame.to_dict("records"), strict=True):
+        assert list(row) == list(frame.columns)
+        for column, value in market.items():
+            if isinstance(value, float):
+                assert (math.isnan(value) and row[column] == "") or float(row[column]) == value
+            elif column != "market":
+                assert row[column] == ("" if value is None or value is pd.NA else str(value))
