@@ -104,3 +104,12 @@ def test_csv_report_reads_back_as_the_table_of_markets(tmp_path):
                 assert (math.isnan(value) and row[column] == "") or float(row[column]) == value
             elif column != "market":
                 assert row[column] == ("" if value is None or value is pd.NA else str(value))
+
+
+def test_areas_of_a_column_are_the_area_of_each_value():
+    from marketdelta.report import _areas, area
+
+    values = pd.Series([850.0, 1234.5, None, 0.0, -10.0, 2.675, 3.999999, 1e20, float("inf")])
+    expected = [area(v) for v in values.tolist()]
+    assert _areas(values) == expected
+    assert list(map(type, _areas(values))) == list(map(type, expected))

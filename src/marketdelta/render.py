@@ -378,14 +378,17 @@ def _compact(value) -> str:
 
 
 def _record_lines(columns: dict[str, list], indent: str) -> str:
-    """What `_dumps` writes for the list of records `columns` holds, one record a line."""
-    keys = [_compact(key) + ": " for key in columns]
-    cells = [_column_json(values) for values in columns.values()]
-    lines = [", ".join(map(str.__add__, keys, row)) for row in zip(*cells, strict=True)]
-    if not lines:
+    """What `_dumps` writes for the list of records `columns` holds, one record a line:
+    each column's `"key": value` pairs are made at once, then joined a record at a time."""
+    if not columns or not len(next(iter(columns.values()))):
         return "[]"
-    inner = indent + "  "
-    return "[\n" + ",\n".join(f"{inner}{{{line}}}" for line in lines) + f"\n{indent}]"
+    pairs = [
+        list(map(f"{_compact(key)}: ".__add__, _column_json(values)))
+        for key, values in columns.items()
+    ]
+    pairs[0] = list(map(f"{indent}  {{".__add__, pairs[0]))
+    pairs[-1] = [pair + "}" for pair in pairs[-1]]
+    return "[\n" + ",\n".join(map(", ".join, zip(*pairs, strict=True))) + f"\n{indent}]"
 
 
 def _column_json(values: list) -> list[str]:

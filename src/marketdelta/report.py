@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import metrics
@@ -90,11 +91,15 @@ class Report:
 
     @property
     def towns(self) -> int:
-        return int(self.markets["town"].fillna(self.markets.index.to_series()).nunique())
+        """Distinct towns; a market without one counts as a town of its own."""
+        towns = self.markets["town"]
+        if not towns.hasnans:  # filling a million names costs ≈ 0.15 s
+            return int(towns.nunique())
+        return int(towns.fillna(self.markets.index.to_series()).nunique())
 
     @property
     def provinces(self) -> int:
-        return int(self.markets["province"].dropna().nunique())
+        return int(self.markets["province"].nunique())
 
     def ranked(self) -> pd.DataFrame:
         """Markets by change, largest first."""
@@ -231,7 +236,7 @@ class Report:
             "town": _texts(table["town"]),
             "lat": _numbers(table["lat"]),
             "lon": _numbers(table["lon"]),
-            "area_before_m2": [area(v) for v in table["area_before_m2"].tolist()],
+            "area_before_m2": _areas(table["area_before_m2"]),
             "last_open_year": table["last_open_year"].astype("int64").tolist(),
             "closed_by_year": table["closed_by_year"].astype("int64").tolist(),
         }
@@ -250,6 +255,17 @@ def area(value: float | None) -> float | int | None:
         return None
     rounded = round(float(value), 2)
     return int(rounded) if rounded.is_integer() else rounded
+
+
+def _areas(values: pd.Series) -> list[float | int | None]:
+    """`area` of each value; whole square metres (most areas) without a call each."""
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    whole = (numbers == np.trunc(numbers)) & (np.abs(numbers) < 2**53)  # exact as integers
+    result = numbers.astype(object)
+    result[whole] = numbers[whole].astype(np.int64).tolist()
+    rest = np.flatnonzero(~whole)
+    result[rest] = [area(v) for v in numbers[rest].tolist()]
+    return result.tolist()
 
 
 def ratio(value: float | None, digits: int = 3) -> float | None:
