@@ -1,4 +1,5 @@
-"""The notebook API, and the README's notebook example run as written."""
+"""The notebook API, the README's notebook example run as written, and the JSON and CSV
+writers checked against plain definitions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from conftest import write
 
 import marketdelta as md
 
@@ -58,8 +60,8 @@ def test_no_color_and_pipes_get_no_escape_codes(tmp_path):
 def test_json_closures_written_a_column_at_a_time_read_as_the_generic_encoder(tmp_path):
     from marketdelta import render
 
-    survey = tmp_path / "s.csv"
-    survey.write_text(
+    survey = write(
+        tmp_path / "s.csv",
         "market,town,lat,lon,year,stall_area_m2,status\n"
         'Sŏngch\'ŏn "Old",Kaesŏng,38.1,126.5,2020,1234.5,\n'
         'Sŏngch\'ŏn "Old",Kaesŏng,38.1,126.5,2021,0,closed\n'
@@ -67,7 +69,6 @@ def test_json_closures_written_a_column_at_a_time_read_as_the_generic_encoder(tm
         "Back\\slash,,,,2021,,closed\n"
         "Stays,Town,,,2020,10,\n"
         "Stays,Town,,,2021,20,\n",
-        encoding="utf-8",
     )
     result = md.build_report(md.read([survey]))
     assert len(result.to_dict()["closures"]) == 2
@@ -84,14 +85,13 @@ def test_csv_report_reads_back_as_the_table_of_markets(tmp_path):
 
     from marketdelta import render
 
-    survey = tmp_path / "s.csv"
-    survey.write_text(
+    survey = write(
+        tmp_path / "s.csv",
         "market,town,lat,lon,year,stall_area_m2\n"
         '"Sŏngch\'ŏn ""Old"", East",Kaesŏng,38.123456789,126.5,2020,1234.5\n'
         '"Sŏngch\'ŏn ""Old"", East",Kaesŏng,38.123456789,126.5,2021,1300.25\n'
         "=Formula,,,,2020,900\n"
         "=Formula,,,,2021,0.1\n",
-        encoding="utf-8",
     )
     result = md.build_report(md.read([survey]))
     rows = list(csv.DictReader(io.StringIO(render.to_csv(result))))

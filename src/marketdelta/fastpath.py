@@ -257,8 +257,8 @@ def _with_candidate_flag(source: str, placed: bool) -> str:
     `town_key`, `numbers` and `candidate`: could rule 3 pair the group with another one (same
     town, or a neighbouring map cell, and the same numbers in the name)? Over-inclusive by
     design; `identity.fuzzy_merges` decides. Groups are compared by all the digits of their
-    names, in order (equal whenever their numbers are equal, and one regular expression
-    cheaper). Map cells are only counted if some group of interest is `placed` (has
+    names, in order: equal whenever their numbers are equal, and one regular expression a name
+    instead of three. Map cells are only counted if some group of interest is `placed` (has
     coordinates)."""
     by_cell = ", ".join(
         f"count(*) OVER (PARTITION BY digits, (fy + {dy}) // 2, (fx + {dx}) // 2)"

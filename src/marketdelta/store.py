@@ -721,16 +721,15 @@ class Workspace:
                         WHERE {" OR ".join(f"{c} IS NOT NULL" for c in details)}""",
                     {"survey": survey},
                 )
-            by_label = "GROUP BY label" if not one_group_each else ""
-            alias = (
-                "any_value(key), arg_min(spelling, first_year), min(i.import_id)"
-                if by_label
-                else "key, spelling, i.import_id"
-            )
-            self._add_aliases(
-                f"""SELECT label, {alias} FROM keys k JOIN import_ids i ON i.name = k.first_file
-                    {by_label}"""
-            )
+            groups = "keys k JOIN import_ids i ON i.name = k.first_file"
+            if one_group_each:  # each label is one group: nothing to aggregate
+                self._add_aliases(f"SELECT label, key, spelling, i.import_id FROM {groups}")
+            else:
+                self._add_aliases(
+                    f"""SELECT label, any_value(key), arg_min(spelling, first_year),
+                               min(i.import_id)
+                        FROM {groups} GROUP BY label"""
+                )
             if not exact:
                 self._refresh_markets("SELECT DISTINCT key AS market_key FROM keys")
         return int(files["rows"].sum())
