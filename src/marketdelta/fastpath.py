@@ -163,14 +163,13 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
         return None
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
     _hashed_groups(con, present, None)
-    alias = "LEFT JOIN aliases a ON a.label = l.label" if existing else ""
+    alias = "LEFT JOIN aliases a ON a.label = d.label" if existing else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE keys AS
-        SELECT l.market_key, l.label, {"coalesce(a.market_key, l.label)" if existing else "l.label"}
+        SELECT d.market_key, d.label, {"coalesce(a.market_key, d.label)" if existing else "d.label"}
                    AS key, d.market AS spelling, d.town, d.province, d.lat, d.lon, d.first_year,
                d.first_row, n.name AS first_file
-        FROM labels l JOIN described d USING (market_key) {alias}
-             JOIN file_names n ON n.file = d.first_file"""
+        FROM described d {alias} JOIN file_names n ON n.file = d.first_file"""
     )
     one_group_each = con.execute("SELECT count(*) = count(DISTINCT key) FROM keys").fetchall()[0][0]
     if _fuzzy_partners(con, existing, one_group_each):
