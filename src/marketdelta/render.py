@@ -394,8 +394,8 @@ def _record_lines(columns: dict[str, list], indent: str) -> str:
 def _column_json(values: list) -> list[str]:
     """Each value as JSON; a column of one type is encoded by one C function."""
     kinds = set(map(type, values))
-    if len(kinds) == 1 and (encode := _PLAIN_JSON.get(kinds.pop())):
-        return list(map(encode, values))
+    if len(kinds) == 1:
+        return list(map(_SCALAR_JSON.get(kinds.pop(), _compact), values))
     return [_SCALAR_JSON.get(type(v), _compact)(v) for v in values]
 
 
@@ -410,7 +410,6 @@ _SCALAR_JSON = {
     int: int.__repr__,
     float: _finite_json,
 }
-_PLAIN_JSON = {str: json.encoder.encode_basestring, int: int.__repr__}
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
