@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from marketdelta import charts
 from marketdelta.report import ReportOptions, build_report
-from marketdelta.sources import read_demo
+from marketdelta.sources import read_demo, read_files
+from marketdelta.survey import ReadOptions
 
 MAGIC = {".png": b"\x89PNG\r\n\x1a\n", ".svg": b"<?xml", ".pdf": b"%PDF-"}
 
@@ -75,3 +77,17 @@ def test_svg_and_pdf_are_reproducible(tmp_path, demo_report):
         first = charts.save(charts.figure("series", demo_report), tmp_path / f"a{suffix}")
         second = charts.save(charts.figure("series", demo_report), tmp_path / f"b{suffix}")
         assert first.read_bytes() == second.read_bytes()
+
+
+def test_names_are_drawn_as_written_not_as_tex(tmp_path):
+    from conftest import write
+
+    rows = [f"{name},Town,{year},{area}" for name in ("A $x_1$ b", r"$\bad$ market")
+            for year, area in ((2020, 100), (2021, 150))]  # fmt: skip
+    survey = write(tmp_path / "dollars.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
+    report = build_report(read_files([survey], ReadOptions()), ReportOptions())
+    fig = charts.figure("contributors", report)
+    charts.save(fig, tmp_path / "contributors.png", dpi=40)  # TeX would refuse r"$\bad$"
+    names = [t for t in fig.findobj(Text) if "$" in t.get_text()]
+    assert {t.get_text() for t in names} == {"A $x_1$ b (Town)", r"$\bad$ market (Town)"}
+    assert not any(t.get_parse_math() for t in names)

@@ -171,3 +171,23 @@ def test_version(run):
     result = run("--version")
     assert result.exit_code == 0
     assert result.stdout.startswith("marketdelta ")
+
+
+def test_names_are_printed_as_written_not_as_markup(tmp_path, run, monkeypatch):
+    """Square brackets and colons in names are text: rich would drop `[old site]` as a
+    style, fail on `[/]` and turn `:x:` into an emoji."""
+    monkeypatch.setenv("COLUMNS", "200")
+    names = ["Hoeryong [old site]", "Ryomyong [/] annex", "Sunam :x: market"]
+    rows = [f"{name},Town [b],{year},{area}" for name in names for year, area in ((2020, 100),
+            (2021, 150 if "Hoe" in name else 0))]  # fmt: skip
+    survey = write(tmp_path / "brackets.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
+    result = run("report", survey, "--survey", "s[1]")
+    assert result.exit_code == 0, result.output
+    for name in [*names, "Town [b]", "survey 's[1]'"]:
+        assert name in result.stdout
+    markdown = run("report", survey, "--survey", "s[1]", "--format", "markdown").stdout
+    assert r"| Hoeryong \[old site\] | Town \[b\] |" in markdown
+    assert r"survey 's\[1\]'" in markdown.splitlines()[0]
+    db = tmp_path / "ws.duckdb"
+    assert run("import", survey, "--db", db).exit_code == 0
+    assert "brackets.csv" in run("status", "--db", db).stdout

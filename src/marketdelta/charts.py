@@ -64,6 +64,7 @@ STYLE = {
     "legend.frameon": False,
     "svg.hashsalt": "marketdelta",
     "svg.fonttype": "path",
+    "text.parse_math": False,  # a name like "A $x_1$ b" is text, not TeX
 }
 
 

@@ -503,6 +503,7 @@ def status(db: DbOption = None) -> None:
     """
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .sources import import_path
     from .store import Workspace
@@ -516,7 +517,7 @@ def status(db: DbOption = None) -> None:
     except MarketdeltaError as error:
         _fail(error)
     console = Console(highlight=False)
-    console.print(f"Workspace {path}", soft_wrap=True)
+    console.print(f"Workspace {path}", markup=False, soft_wrap=True)
     if len(imports):
         imports = imports.assign(
             sha256=imports["sha256"].str[:12],
@@ -537,7 +538,7 @@ def status(db: DbOption = None) -> None:
                 min_width=20 if wide else None,
             )
         for row in frame.itertuples(index=False):
-            table.add_row(*["" if v is None else str(v) for v in row])
+            table.add_row(*[Text("" if v is None else str(v)) for v in row])  # not markup
         console.print(table)
 
 

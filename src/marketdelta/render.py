@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -273,24 +274,25 @@ def title(report: Report) -> str:
 
 
 def print_report(report: Report, console) -> None:
-    """Rich tables on the given console."""
+    """Rich tables on the given console. Every text is printed as written: a name like
+    `Hoeryong [old site]` is not rich markup (nor `:x:` an emoji code)."""
     from rich.table import Table
     from rich.text import Text
 
     console.print(Text(title(report), style="bold"))
-    console.print(headline(report))
+    console.print(Text(headline(report)))
     for section in sections(report):
-        table = Table(title=section.title, title_justify="left", title_style="bold")
+        table = Table(title=Text(section.title), title_justify="left", title_style="bold")
         for i, column in enumerate(section.columns):
             numeric = i in section.numeric
             table.add_column(column, justify="right" if numeric else "left", no_wrap=numeric)
         for row in section.rows:
-            table.add_row(*row)
+            table.add_row(*map(Text, row))
         if section.more:
             where = min(set(range(len(section.columns))) - section.numeric)
             filler = [""] * len(section.columns)
             filler[where] = f"… and {section.more} more"
-            table.add_row(*filler)
+            table.add_row(*map(Text, filler))
         console.print()
         console.print(table)
         if section.note:
@@ -299,7 +301,7 @@ def print_report(report: Report, console) -> None:
 
 def to_markdown(report: Report) -> str:
     """The headline sentence, then every table, ready to paste into a post."""
-    parts = [f"## {title(report)}", "", headline(report)]
+    parts = [f"## {_md_text(title(report))}", "", _md_text(headline(report))]
     for section in sections(report, cap=None):
         parts += ["", f"### {section.title}", ""]
         parts.append("| " + " | ".join(section.columns) + " |")
@@ -310,14 +312,19 @@ def to_markdown(report: Report) -> str:
             )
             + "|"
         )
-        parts += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in section.rows]
+        parts += ["| " + " | ".join(map(_md_text, row)) + " |" for row in section.rows]
         if section.note:
             parts += ["", section.note]
     return "\n".join(parts) + "\n"
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _md_text(text: str) -> str:
+    """`text` as Markdown shows it as written: a name like `A*B [old]` is not emphasis or a
+    link, nor a `|` the end of a table cell."""
+    return _MARKDOWN_SPECIALS.sub(r"\\\g<0>", text)
+
+
+_MARKDOWN_SPECIALS = re.compile(r"[\\`*_\[\]<>|]")
 
 
 def to_csv(report: Report) -> str:
