@@ -13,7 +13,7 @@ from marketdelta.cli import app
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # Quick by default so the suite stays under a minute; `HYPOTHESIS_PROFILE=fuzz` for a long run.
-settings.register_profile("default", max_examples=40, deadline=None)
+settings.register_profile("default", max_examples=30, deadline=None)
 settings.register_profile("fuzz", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
