@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -91,3 +93,38 @@ def test_names_are_drawn_as_written_not_as_tex(tmp_path):
     names = [t for t in fig.findobj(Text) if "$" in t.get_text()]
     assert {t.get_text() for t in names} == {"A $x_1$ b (Town)", r"$\bad$ market (Town)"}
     assert not any(t.get_parse_math() for t in names)
+
+
+def _report_naming(tmp_path, *names):
+    from conftest import write
+
+    rows = [f"{name},Town,{year},{year - 2000}" for name in names for year in (2020, 2021)]
+    survey = write(tmp_path / "names.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
+    return survey, build_report(read_files([survey], ReadOptions()), ReportOptions())
+
+
+def test_characters_no_font_has_are_named(tmp_path, monkeypatch):
+    monkeypatch.setitem(charts.STYLE, "font.family", ["DejaVu Sans"])
+    _, report = _report_naming(tmp_path, "평양 통일시장", "Ryomyong")
+    assert charts.missing_characters(charts.figure("contributors", report)) == "시양일장통평"
+
+
+def test_a_second_font_supplies_the_glyphs_the_first_lacks(tmp_path, monkeypatch):
+    """As a Korean font supplies Hangul: here STIX supplies a letter DejaVu Sans lacks."""
+    monkeypatch.setitem(charts.STYLE, "font.family", ["DejaVu Sans", "STIXGeneral"])
+    _, report = _report_naming(tmp_path, "Ryomyong ᶄ")
+    fig = charts.figure("contributors", report)
+    assert charts.missing_characters(fig) == ""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns of each glyph it cannot draw
+        charts.save(fig, tmp_path / "c.png", dpi=40)
+
+
+def test_cli_says_once_which_characters_are_boxes(tmp_path, run, monkeypatch):
+    monkeypatch.setitem(charts.STYLE, "font.family", ["DejaVu Sans"])
+    survey, _ = _report_naming(tmp_path, "평양 통일시장")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = run("chart", "contributors", survey, "--out", tmp_path / "c.png")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("no installed font has 시 양 일 장 통 평: drawn as boxes") == 1

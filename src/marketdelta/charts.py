@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
 from . import metrics
@@ -51,7 +54,14 @@ CLASS_COLOURS = {
     "closed": VERMILLION,
     "unchanged": GREY,
 }
+# Fonts with Hangul, for Korean names: matplotlib falls back to them glyph by glyph.
+HANGUL_FONTS = (
+    "Noto Sans CJK KR", "Noto Sans KR", "Source Han Sans KR", "NanumGothic", "NanumBarunGothic",
+    "Malgun Gothic", "Apple SD Gothic Neo", "AppleGothic", "UnDotum", "Baekmuk Gulim",
+)  # fmt: skip
+_INSTALLED = {font.name for font in font_manager.fontManager.ttflist}
 STYLE = {
+    "font.family": ["DejaVu Sans", *(name for name in HANGUL_FONTS if name in _INSTALLED)],
     "font.size": 9,
     "axes.titlesize": 11,
     "axes.titleweight": "bold",
@@ -74,6 +84,22 @@ def wrapped(text: str, width_inches: float, font_size: float) -> str:
     average glyph of DejaVu Sans is narrower than 0.6 em, so this errs on the short side."""
     characters = max(20, int(width_inches * 72 / (font_size * 0.6)))
     return textwrap.fill(text, characters, break_on_hyphens=False)
+
+
+def missing_characters(fig: Figure) -> str:
+    """The characters of the figure's texts that none of its fonts has (they are drawn as
+    boxes), e.g. Hangul names when no Korean font is installed."""
+    written = {c for t in fig.findobj(Text) for c in t.get_text() if not c.isascii()}
+    if not written:
+        return ""
+    covered = set().union(*map(_codepoints, STYLE["font.family"]))
+    return "".join(sorted(c for c in written if ord(c) not in covered and not c.isspace()))
+
+
+@cache
+def _codepoints(family: str) -> frozenset[int]:
+    path = font_manager.findfont(family, fallback_to_default=False)
+    return frozenset(font_manager.get_font(path).get_charmap())
 
 
 def thousands(value: float, _position: object = None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
@@ -373,11 +374,25 @@ def chart(
     _notify(result.notices, quiet)
     size = (width, height) if width and height else None
     figure = charts.figure(kind, result, title=title, size=size, bars=bars)
+    missing = charts.missing_characters(figure)
+    _notify([_boxes_notice(missing)] if missing else [], quiet)
     try:
-        written = charts.save(figure, path, dpi=dpi)
+        with warnings.catch_warnings():  # matplotlib warns of each glyph; the notice said it
+            warnings.filterwarnings("ignore", "Glyph .* missing from font")
+            written = charts.save(figure, path, dpi=dpi)
     except OSError as error:
         _fail(MarketdeltaError(f"{path}: cannot write the chart ({error.strerror})"))
     typer.echo(str(written))
+
+
+def _boxes_notice(missing: str) -> str:
+    shown = " ".join(missing[:12]) + (" …" if len(missing) > 12 else "")
+    return (
+        f"no installed font has {shown}: drawn as boxes. Install a font that has them (for "
+        "Korean: Noto Sans CJK KR or NanumGothic) and delete matplotlib's font list, "
+        "fontlist-*.json in the folder `python -c 'import matplotlib; print(matplotlib."
+        "get_cachedir())'` prints: the chart then uses it."
+    )
 
 
 @app.command()
