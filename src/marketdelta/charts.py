@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -89,17 +88,20 @@ def wrapped(text: str, width_inches: float, font_size: float) -> str:
 def missing_characters(fig: Figure) -> str:
     """The characters of the figure's texts that none of its fonts has (they are drawn as
     boxes), e.g. Hangul names when no Korean font is installed."""
-    written = {c for t in fig.findobj(Text) for c in t.get_text() if not c.isascii()}
-    if not written:
+    text = "".join(t.get_text() for t in fig.findobj(Text))
+    if text.isascii():
         return ""
-    covered = set().union(*map(_codepoints, STYLE["font.family"]))
-    return "".join(sorted(c for c in written if ord(c) not in covered and not c.isspace()))
-
-
-@cache
-def _codepoints(family: str) -> frozenset[int]:
-    path = font_manager.findfont(family, fallback_to_default=False)
-    return frozenset(font_manager.get_font(path).get_charmap())
+    files = (font_manager.findfont(f, fallback_to_default=False) for f in STYLE["font.family"])
+    fonts = [font_manager.get_font(file) for file in files]  # both cached by matplotlib
+    return "".join(
+        sorted(
+            c
+            for c in set(text)
+            if not c.isascii()
+            and not c.isspace()
+            and not any(font.get_char_index(ord(c)) for font in fonts)  # 0: no glyph
+        )
+    )
 
 
 def thousands(value: float, _position: object = None) -> str:
