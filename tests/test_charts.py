@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from conftest import FIXTURES, write
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
@@ -43,8 +44,6 @@ def test_cli_writes_the_file_and_prints_its_path(tmp_path, run):
 
 
 def test_cli_chart_from_files(tmp_path, run):
-    from conftest import FIXTURES
-
     out = tmp_path / "m.png"
     result = run("chart", "map", FIXTURES / "wide.csv", "--out", out)
     assert result.exit_code == 0, result.output
@@ -81,26 +80,20 @@ def test_svg_and_pdf_are_reproducible(tmp_path, demo_report):
         assert first.read_bytes() == second.read_bytes()
 
 
-def test_names_are_drawn_as_written_not_as_tex(tmp_path):
-    from conftest import write
+def _report_naming(tmp_path, *names):
+    """A survey file of markets with these names (each grew by 1 m² in 2021) and its report."""
+    rows = [f"{name},Town,{year},{year - 2000}" for name in names for year in (2020, 2021)]
+    survey = write(tmp_path / "names.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
+    return survey, build_report(read_files([survey], ReadOptions()), ReportOptions())
 
-    rows = [f"{name},Town,{year},{area}" for name in ("A $x_1$ b", r"$\bad$ market")
-            for year, area in ((2020, 100), (2021, 150))]  # fmt: skip
-    survey = write(tmp_path / "dollars.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
-    report = build_report(read_files([survey], ReadOptions()), ReportOptions())
+
+def test_names_are_drawn_as_written_not_as_tex(tmp_path):
+    _, report = _report_naming(tmp_path, "A $x_1$ b", r"$\bad$ market")
     fig = charts.figure("contributors", report)
     charts.save(fig, tmp_path / "contributors.png", dpi=40)  # TeX would refuse r"$\bad$"
     names = [t for t in fig.findobj(Text) if "$" in t.get_text()]
     assert {t.get_text() for t in names} == {"A $x_1$ b (Town)", r"$\bad$ market (Town)"}
     assert not any(t.get_parse_math() for t in names)
-
-
-def _report_naming(tmp_path, *names):
-    from conftest import write
-
-    rows = [f"{name},Town,{year},{year - 2000}" for name in names for year in (2020, 2021)]
-    survey = write(tmp_path / "names.csv", "\n".join(["market,town,year,stall_area_m2", *rows]))
-    return survey, build_report(read_files([survey], ReadOptions()), ReportOptions())
 
 
 def test_characters_no_font_has_are_named(tmp_path, monkeypatch):
