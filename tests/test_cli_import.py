@@ -67,6 +67,19 @@ def test_reimport_is_a_noop(tmp_path, run, run_json):
     assert run_json("report", "--db", db) == before
 
 
+def test_a_survey_is_declared_on_files_already_imported(tmp_path, run, run_json):
+    """Re-importing a file to declare its survey writes the declaration only (it failed with
+    DuckDB's "unfinished result" error when no file was new)."""
+    db = tmp_path / "ws.duckdb"
+    run("import", *STALLS[:2], "--db", db, "--survey", "stalls")
+    before = run_json("report", "--db", db)
+    result = run("import", STALLS[0], "--db", db, "--survey", "stalls", "--known-markets", "477")
+    assert result.exit_code == 0, result.output
+    after = run_json("report", "--db", db)
+    assert after["universe"]["known_markets"] == 477
+    assert {**after, "universe": None} == {**before, "universe": None}
+
+
 def test_conflict_without_replace_leaves_the_database_byte_identical(tmp_path, run, run_json):
     db = tmp_path / "ws.duckdb"
     first = write(
@@ -361,6 +374,32 @@ def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run):
         holder.kill()
         holder.wait()
     assert digest(db) == before
+
+
+def test_an_import_between_the_plan_and_the_write_is_planned_for(
+    tmp_path, run, run_json, monkeypatch
+):
+    """An import plans on the workspace as it reads it, then writes under the lock; should
+    another import land in between (here: the same file), it plans again, and nothing is
+    counted twice."""
+    from marketdelta.store import Workspace, read_import_files
+    from marketdelta.survey import ReadOptions
+
+    db = tmp_path / "ws.duckdb"
+    assert run("import", STALLS[0], "--db", db).exit_code == 0
+    open_workspace = Workspace.open
+
+    def open_after_another_import(path, write=False):
+        if write:
+            monkeypatch.setattr(Workspace, "open", open_workspace)
+            with open_workspace(path, write=True) as other:
+                other.apply(other.plan(read_import_files([STALLS[1]], ReadOptions())))
+        return open_workspace(path, write)
+
+    monkeypatch.setattr(Workspace, "open", open_after_another_import)
+    result = run("import", STALLS[1], "--db", db)
+    assert result.exit_code == 0, result.output
+    assert run_json("report", "--db", db) == run_json("report", *STALLS[:2])
 
 
 def test_two_concurrent_imports(tmp_path):

@@ -419,12 +419,11 @@ class Workspace:
 
     def panel(self) -> Panel:
         surveys = self.surveys()
-        default = self.db.execute("SELECT value FROM meta WHERE key = 'default_survey'").fetchone()
         return Panel(
             observations=self.observations(),
             surveys=surveys,
             origin=f"workspace {self.path}",
-            default_survey=default[0] if default else None,
+            default_survey=self._default_survey(),
         )
 
     def report(self, options):
@@ -439,15 +438,18 @@ class Workspace:
                 "ORDER BY name"
             ).fetchall()
         ]
-        default = self.db.execute("SELECT value FROM meta WHERE key = 'default_survey'").fetchone()
         return report_from_workspace(
             self.db,
             self.surveys(),
             names,
-            default[0] if default else None,
+            self._default_survey(),
             options,
             f"workspace {self.path}",
         )
+
+    def _default_survey(self) -> str | None:
+        rows = self.db.execute("SELECT value FROM meta WHERE key = 'default_survey'").fetchall()
+        return rows[0][0] if rows else None
 
     def known_labels(self) -> dict[str, str]:
         if self.is_new:
@@ -744,7 +746,8 @@ class Workspace:
         )
 
     def _record_imports(self, plan: ImportPlan, now: datetime) -> dict[str, int]:
-        start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchone()[0]
+        # fetchall, not fetchone: a result left unfinished makes DuckDB refuse `register`
+        start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()[0][0]
         ids = {}
         for offset, f in enumerate(plan.new_files, 1):
             ids[f.path] = start + offset
