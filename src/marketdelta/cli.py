@@ -484,7 +484,8 @@ def import_(
 
 
 def _import(files, path, year, survey, replace, strict, dry_run, declarations):
-    """Validate, plan against the current workspace (read-only), then write if asked."""
+    """Validate, plan against the current workspace (read-only), then write if asked, under
+    the write lock; the plan is made again there only if another import came in between."""
     from . import fastpath
     from .sources import fast_path_wanted
     from .store import Workspace, read_import_files
@@ -503,9 +504,11 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations):
     to_import = read_import_files(files, read)
     with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
         plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
+        planned_on = current.import_count()
     if not dry_run and (plan.new_files or declarations):
         with Workspace.open(path, write=True) as workspace:
-            plan = workspace.plan(to_import, replace, strict, declarations)
+            if workspace.import_count() != planned_on:  # another import came in between
+                plan = workspace.plan(to_import, replace, strict, declarations)
             workspace.apply(plan)
     return plan
 

@@ -456,6 +456,15 @@ class Workspace:
             return {}
         return dict(self.db.execute("SELECT label, market_key FROM aliases").fetchall())
 
+    def import_count(self) -> tuple[int, int | None]:
+        """How many imports the workspace records, and the last one's id. Every write that can
+        change what `plan` sees (observations, markets, aliases) records an import, so while
+        this stays the same, so does every plan made on the workspace."""
+        if self.is_new:
+            return 0, None
+        count, last = self.db.execute("SELECT count(*), max(import_id) FROM imports").fetchall()[0]
+        return count, last
+
     def imported_hashes(self) -> set[str]:
         if self.is_new:
             return set()
