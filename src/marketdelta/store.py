@@ -694,8 +694,8 @@ class Workspace:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.writing():
             self._prepare(declarations, [survey])
-            start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()
-            ids = files.assign(import_id=range(start[0][0] + 1, start[0][0] + 1 + len(files)))
+            start = self._last_import_id()
+            ids = files.assign(import_id=range(start + 1, start + 1 + len(files)))
             self.db.register("import_ids", ids)
             for row in ids.itertuples(index=False):
                 self.db.execute(
@@ -754,9 +754,12 @@ class Workspace:
             [info.title, info.measure, info.known_markets, info.compare, info.name],
         )
 
-    def _record_imports(self, plan: ImportPlan, now: datetime) -> dict[str, int]:
+    def _last_import_id(self) -> int:
         # fetchall, not fetchone: a result left unfinished makes DuckDB refuse `register`
-        start = self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()[0][0]
+        return self.db.execute("SELECT coalesce(max(import_id), 0) FROM imports").fetchall()[0][0]
+
+    def _record_imports(self, plan: ImportPlan, now: datetime) -> dict[str, int]:
+        start = self._last_import_id()
         ids = {}
         for offset, f in enumerate(plan.new_files, 1):
             ids[f.path] = start + offset
