@@ -1,11 +1,16 @@
-"""Panels read from small files are cached between runs, keyed on everything that shapes them."""
+"""Panels read from small files, and the data of charts drawn from them, are cached between
+runs, keyed on everything that shapes them."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import pytest
 from conftest import FIXTURES, write
 
-from marketdelta import survey
+from marketdelta import chartdata, survey
 
 
 @pytest.fixture
@@ -75,3 +80,85 @@ def test_an_unusable_cache_folder_is_not_an_error(tmp_path, monkeypatch, run_jso
     blocker = write(tmp_path / "file", "")
     monkeypatch.setenv("MARKETDELTA_CACHE", str(blocker / "cache"))  # under a file
     assert run_json("report", FIXTURES / "long-2020.csv")["markets"] > 0
+
+
+@pytest.fixture
+def charted(monkeypatch):
+    """How many times a chart's data was taken from a report."""
+    calls = []
+    real = chartdata.chart_data
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(chartdata, "chart_data", counted)
+    return calls
+
+
+WARM_CHART = """
+import sys
+from marketdelta.cli import main
+sys.argv = ["marketdelta", "chart", "--out", sys.argv[1]]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print("PANDAS:", "pandas" in sys.modules)
+"""
+
+
+def test_a_chart_drawn_again_is_the_same_file_and_needs_no_pandas(cache, charted, run, tmp_path):
+    first = run("chart", "--out", tmp_path / "first.png")
+    assert first.exit_code == 0, first.output
+    assert "bundled demo data" in first.stderr
+    again = run("chart", "--out", tmp_path / "again.png")
+    assert again.stderr == first.stderr  # the report's notices, said again
+    assert charted == ["series"]
+    assert len(list(cache.glob("*.json"))) == 1
+    out = subprocess.run(
+        [sys.executable, "-c", WARM_CHART, str(tmp_path / "fresh.png")],
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "PANDAS: False" in out.stdout
+    expected = (tmp_path / "first.png").read_bytes()
+    assert (
+        (tmp_path / "again.png").read_bytes() == (tmp_path / "fresh.png").read_bytes() == expected
+    )
+
+
+def test_a_changed_file_kind_or_option_charts_again(cache, charted, run, tmp_path):
+    path = write(tmp_path / "s.csv", "market,year,stall_area_m2\nA,2020,100\nA,2022,150\n")
+    for args in [
+        ("series", path),
+        ("series", path),  # from the cache
+        ("contributors", path),
+        ("contributors", path, "--bars", "3"),
+        ("contributors", path, "--from", "2021"),
+    ]:
+        assert run("chart", *args, "--out", tmp_path / "c.svg", "-q").exit_code == 0
+    write(path, "market,year,stall_area_m2\nA,2020,100\nA,2022,170\n")
+    assert run("chart", "series", path, "--out", tmp_path / "c.svg", "-q").exit_code == 0
+    assert charted == ["series", "contributors", "contributors", "contributors", "series"]
+
+
+def test_a_damaged_chart_entry_is_ignored_and_replaced(cache, charted, run, tmp_path):
+    path = FIXTURES / "long-2020.csv"
+    assert run("chart", "map", path, "--out", tmp_path / "a.png", "-q").exit_code == 0
+    (entry,) = cache.glob("*.json")
+    entry.write_text('{"kind": "map", "chart": {"title": 1}, "notices": []}')
+    assert run("chart", "map", path, "--out", tmp_path / "b.png", "-q").exit_code == 0
+    assert charted == ["map", "map"]
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_charts_of_a_workspace_are_not_cached(cache, charted, run, tmp_path):
+    db = tmp_path / "w.duckdb"
+    assert run("import", FIXTURES / "long-2020.csv", "--db", db, "-q").exit_code == 0
+    for _ in range(2):
+        assert run("chart", "--db", db, "--out", tmp_path / "w.png", "-q").exit_code == 0
+    assert charted == ["series", "series"]
+    assert not list(cache.glob("*.json"))

@@ -9,7 +9,7 @@ from conftest import FIXTURES, write
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from marketdelta import charts
+from marketdelta import chartdata, charts
 from marketdelta.report import ReportOptions, build_report
 from marketdelta.sources import read_demo, read_files
 from marketdelta.survey import ReadOptions
@@ -51,6 +51,12 @@ def test_cli_chart_from_files(tmp_path, run):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("kind", charts.KINDS)
+def test_one_year_of_data_is_drawn_without_error(tmp_path, run, kind):
+    result = run("chart", kind, FIXTURES / "long-2020.csv", "--out", tmp_path / "c.svg", "-q")
+    assert result.exit_code == 0, result.output
+
+
 def test_cli_refuses_unknown_extension(tmp_path, run):
     result = run("chart", "--out", tmp_path / "c.gif")
     assert result.exit_code == 2
@@ -59,7 +65,7 @@ def test_cli_refuses_unknown_extension(tmp_path, run):
 def test_series_bars_are_the_reports_annual_numbers(demo_report):
     fig = Figure()
     ax = fig.add_subplot()
-    charts.draw_series(ax, demo_report)
+    charts.draw_series(ax, chartdata.series(demo_report))
     bars = {
         container.get_label(): [round(p.get_height()) for p in container.patches]
         for container in ax.containers

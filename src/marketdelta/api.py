@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from . import charts
+from .chartdata import chart_data
 from .report import Report, ReportOptions
 from .report import build_report as _build_report
 from .sources import Panel, read_demo, read_files
@@ -56,5 +57,5 @@ def build_report(panel: Panel, **options) -> Report:
 
 def draw(kind: str, result: Report, ax: Axes) -> Axes:
     """Draw one chart kind (series, contributors, concentration, map, provinces) onto `ax`."""
-    charts.DRAWERS[kind](ax, result)
+    charts.DRAWERS[kind](ax, chart_data(kind, result))
     return ax

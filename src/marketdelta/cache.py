@@ -1,4 +1,4 @@
-"""Panels read from small survey files, kept between runs.
+"""Panels read from small survey files, and the figures charted from them, kept between runs.
 
 Analysts report on the same few files dozens of times while writing, and reading, checking and
 matching a few hundred markets costs more than computing every figure. So the panel read from
@@ -6,6 +6,12 @@ files is kept in the user's cache folder, as one Arrow file, under a key made of
 bytes and names, the read options, the year (the latest possible survey year) and the package's
 code. Change any of them and the files are read again. Only a successful read is kept; a cache
 that cannot be read or written is not used, silently.
+
+A chart keeps, under the same kind of key (with the report's and the chart's options), the
+plain numbers and labels it draws (`charts.SeriesChart` and the like) and the notices the
+report gave: drawing them again needs matplotlib but neither pandas nor the files, which saves
+a third of a repeated `marketdelta chart`. Workspaces are not cached: they are read whole each
+time, in DuckDB.
 
 `$MARKETDELTA_CACHE` names the folder (default `$XDG_CACHE_HOME/marketdelta`, else
 `~/.cache/marketdelta`); `MARKETDELTA_CACHE=off` turns the cache off.
@@ -21,13 +27,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .__about__ import __version__
-from .sources import Panel, SurveyInfo
+
+if TYPE_CHECKING:  # importing them imports pandas, which a cached chart does without
+    from .charts import Chart
+    from .sources import Panel
 
 CACHE_ENV = "MARKETDELTA_CACHE"
 MAX_INPUT_BYTES = 16 * 1024**2  # larger inputs are read every time (and take the fast path)
-KEEP = 32  # panels kept; the least recently used are removed first
+KEEP = 32  # panels (and as many charts) kept; the least recently used are removed first
 CODE = Path(__file__).resolve().parent
 
 
@@ -42,6 +52,24 @@ def cached(paths: Sequence[Path], options: object, read: Callable[[], Panel]) ->
         panel = read()
         _store(folder, entry, panel)
     return panel
+
+
+def cached_chart(
+    paths: Sequence[Path], options: object, compute: Callable[[], tuple[Chart, list[str]]]
+) -> tuple[Chart, list[str]]:
+    """`compute()` (a chart's data and the report's notices), or what it gave before for the
+    same files, options and code."""
+    folder = cache_folder()
+    if folder is None or not _small_files(paths):
+        return compute()
+    entry = folder / f"{_key(paths, ('chart', options))}.json"
+    drawn = _load_chart(entry)
+    if drawn is None:
+        drawn = compute()
+        chart, notices = drawn
+        text = json.dumps({"kind": chart.kind, "chart": asdict(chart), "notices": notices})
+        _write(folder, entry, lambda path: path.write_text(text, encoding="utf-8"))
+    return drawn
 
 
 def cache_folder() -> Path | None:
@@ -74,6 +102,8 @@ def _load(entry: Path) -> Panel | None:
     try:
         import pyarrow.feather as feather
 
+        from .sources import Panel, SurveyInfo
+
         table = feather.read_table(entry)
         meta = json.loads(table.schema.metadata[b"marketdelta"])
         os.utime(entry)  # recently used
@@ -88,12 +118,22 @@ def _load(entry: Path) -> Panel | None:
         return None
 
 
-def _store(folder: Path, entry: Path, panel: Panel) -> None:
+def _load_chart(entry: Path) -> tuple[Chart, list[str]] | None:
     try:
-        import pyarrow as pa
-        import pyarrow.feather as feather
+        from .charts import CHARTS
 
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stored = json.loads(entry.read_text(encoding="utf-8"))
+        os.utime(entry)  # recently used
+        return CHARTS[stored["kind"]](**stored["chart"]), list(stored["notices"])
+    except Exception:  # missing, partial or from another version: compute it instead
+        return None
+
+
+def _store(folder: Path, entry: Path, panel: Panel) -> None:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    def write(path: Path) -> None:
         table = pa.Table.from_pandas(panel.observations, preserve_index=False)
         meta = {
             "origin": panel.origin,
@@ -104,9 +144,18 @@ def _store(folder: Path, entry: Path, panel: Panel) -> None:
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), b"marketdelta": json.dumps(meta).encode()}
         )
+        feather.write_feather(table, path)
+
+    _write(folder, entry, write)
+
+
+def _write(folder: Path, entry: Path, write: Callable[[Path], None]) -> None:
+    """`write` to a temporary file, then renamed to `entry`: a reader never sees half a file."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
             temporary = Path(handle.name)
-        feather.write_feather(table, temporary)
+        write(temporary)
         os.replace(temporary, entry)
         _evict(folder)
     except Exception:  # a full disk or an odd column: the run goes on uncached
@@ -115,6 +164,7 @@ def _store(folder: Path, entry: Path, panel: Panel) -> None:
 
 
 def _evict(folder: Path) -> None:
-    entries = sorted(folder.glob("*.arrow"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for stale in entries[KEEP:]:
-        stale.unlink(missing_ok=True)
+    for pattern in ("*.arrow", "*.json"):
+        entries = sorted(folder.glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in entries[KEEP:]:
+            stale.unlink(missing_ok=True)

@@ -1,20 +1,24 @@
-"""Publication figures, drawn from a `Report` (never from raw data).
+"""Publication figures, drawn from the plain numbers and labels each one shows.
 
-Each `draw_*` function draws onto a matplotlib `Axes` you give it, so the figures can be
-composed in a notebook; `figure(kind, report)` makes a standalone figure and `save` writes it
-as PNG, SVG or PDF, byte-for-byte reproducible (no timestamps, fixed SVG ids). The object API
-only: no pyplot, no global state.
+A chart's data (`SeriesChart`, `ContributorsChart`, ...) is made from a `Report` by
+`chartdata.py`; this module draws it and never imports pandas, so a chart whose data was kept
+between runs (`cache.py`) is drawn without it. Each `draw_*` function draws onto a matplotlib
+`Axes` you give it, so the figures can be composed in a notebook; `draw(chart)` (or
+`figure(kind, report)`) makes a standalone figure and `save` writes it as PNG, SVG or PDF,
+byte-for-byte reproducible (no timestamps, fixed SVG ids). The object API only: no pyplot, no
+global state.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import matplotlib
 import numpy as np
-import pandas as pd
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -23,9 +27,10 @@ from matplotlib.patches import Patch
 from matplotlib.text import Text
 from matplotlib.ticker import FuncFormatter
 
-from . import metrics
 from .__about__ import __version__
-from .report import MEASURE_LABELS, Report
+
+if TYPE_CHECKING:
+    from .report import Report
 
 KINDS = ("series", "contributors", "concentration", "map", "provinces")
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -41,11 +46,6 @@ BLUE, ORANGE, VERMILLION, GREEN, SKY, PURPLE, GREY = (
     "#CC79A7",
     "#8C8C8C",
 )
-SHORT_LABELS = {
-    "stall": "covered stalls only",
-    "open": "open-air space",
-    "total": "all market space",
-}
 CLASS_COLOURS = {
     "increased": BLUE,
     "opened": GREEN,
@@ -108,68 +108,154 @@ def thousands(value: float, _position: object = None) -> str:
     return f"{value:,.0f}"
 
 
-def _source_line(report: Report, extra: str = "") -> str:
-    origin = {
-        "demo": "bundled demo data (calibrated illustrative; see data/README.md)",
-        "files": "survey files",
-    }.get(report.origin, report.origin)
-    return f"Source: {origin}{extra}. Drawn with marketdelta {__version__}."
+# --------------------------------------------------------------------- what charts show
+# Plain lists, numbers and text (JSON as they stand): the title and source line are made with
+# the data, as they name its figures.
+
+
+@dataclass(frozen=True)
+class SeriesChart:
+    """Annual gross additions of this survey (and of the survey it is compared with)."""
+
+    kind: ClassVar[str] = "series"
+    title: str
+    source: str
+    start: int
+    end: int
+    measure_label: str
+    own_label: str
+    own_years: list[int]
+    own_gross_m2: list[float]
+    own_net_m2: list[float]
+    avg_annual_net_m2: float | None
+    peak_year: int | None  # of the comparison's series when there is one
+    peak_m2: float | None
+    other_label: str | None = None
+    other_years: list[int] | None = None
+    other_gross_m2: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ContributorsChart:
+    """The largest gains and losses, largest gain at the top."""
+
+    kind: ClassVar[str] = "contributors"
+    title: str
+    source: str
+    xlabel: str
+    labels: list[str]
+    change_m2: list[float]
+    directions: list[str]
+
+
+@dataclass(frozen=True)
+class ConcentrationChart:
+    """The Lorenz curve of gains and the top markets' shares."""
+
+    kind: ClassVar[str] = "concentration"
+    title: str
+    source: str
+    share_of_markets: list[float]
+    share_of_gains: list[float]
+    markets: int
+    top_k: int
+    gini: float | None
+    top_share_of_additions: float | None
+    top_share_of_net: float | None
+
+
+@dataclass(frozen=True)
+class MapChart:
+    """The markets with coordinates."""
+
+    kind: ClassVar[str] = "map"
+    title: str
+    source: str
+    market: list[str]
+    lat: list[float]
+    lon: list[float]
+    baseline_m2: list[float]
+    end_m2: list[float]
+    directions: list[str]
+
+
+@dataclass(frozen=True)
+class ProvincesChart:
+    """Net change by province, smallest first."""
+
+    kind: ClassVar[str] = "provinces"
+    title: str
+    source: str
+    xlabel: str
+    provinces: list[str]
+    net_m2: list[float]
+    markets: list[int]
+
+
+Chart = SeriesChart | ContributorsChart | ConcentrationChart | MapChart | ProvincesChart
+CHARTS: dict[str, type] = {
+    c.kind: c
+    for c in (SeriesChart, ContributorsChart, ConcentrationChart, MapChart, ProvincesChart)
+}
 
 
 # ------------------------------------------------------------------------------ series
 
 
-def draw_series(ax: Axes, report: Report) -> None:
+def draw_series(ax: Axes, chart: SeriesChart) -> None:
     """Annual gross additions: the comparison survey's long series (e.g. all market space,
     2011-2021) and this survey's (e.g. covered stalls, 2021-2025) side by side, the change
     of measure shaded, the peak annotated, and this period's average annual net as a line."""
-    own = report.annual
-    other = report.compare.annual if report.compare is not None else None
-    two = other is not None and not other.empty
+    if not chart.own_years and not chart.other_years:
+        ax.text(0.5, 0.5, f"No annual change in {chart.start}-{chart.end}: it takes two survey "
+                "years", ha="center", transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+        return
+    own_years = np.asarray(chart.own_years)
+    two = bool(chart.other_years)
     width = 0.4 if two else 0.7
-    label_own = f"{SHORT_LABELS[report.measure]} (survey '{report.survey.name}')"
+    shift_own = np.zeros(len(own_years))
     if two:
-        assert report.compare is not None
-        label_other = f"{SHORT_LABELS[report.compare.measure]} (survey '{report.compare.survey}')"
-        overlap = set(other["year"]) & set(own["year"])
-        shift_other = np.where(other["year"].isin(overlap), -width / 2, 0.0)
-        shift_own = np.where(own["year"].isin(overlap), width / 2, 0.0)
+        other_years = np.asarray(chart.other_years)
+        overlap = np.intersect1d(other_years, own_years)
+        shift_other = np.where(np.isin(other_years, overlap), -width / 2, 0.0)
+        shift_own = np.where(np.isin(own_years, overlap), width / 2, 0.0)
         bars = ax.bar(
-            other["year"] + shift_other,
-            other["gross_additions_m2"],
+            other_years + shift_other,
+            chart.other_gross_m2,
             width,
             color=BLUE,
-            label=f"Gross additions: {label_other}",
+            label=f"Gross additions: {chart.other_label}",
         )
         _label_bars(ax, bars)
-        _shade_change_of_measure(ax, own, report)
-    else:
-        shift_own = np.zeros(len(own))
+        _shade_change_of_measure(ax, chart)
     bars = ax.bar(
-        own["year"] + shift_own,
-        own["gross_additions_m2"],
+        own_years + shift_own,
+        chart.own_gross_m2,
         width,
         color=ORANGE,
-        label=f"Gross additions: {label_own}",
+        label=f"Gross additions: {chart.own_label}",
     )
     _label_bars(ax, bars)
     if not two:
-        ax.plot(own["year"], own["net_m2"], "o-", color=VERMILLION, label="Net change", lw=1.5)
-    avg = report.totals.avg_annual_net_m2
+        ax.plot(own_years, chart.own_net_m2, "o-", color=VERMILLION, label="Net change", lw=1.5)
+    avg = chart.avg_annual_net_m2
     if avg is not None:
         ax.hlines(
             avg,
-            report.start + 0.5,
-            report.end + 0.5,
+            chart.start + 0.5,
+            chart.end + 0.5,
             colors=VERMILLION,
             linestyles="--",
             lw=1.6,
-            label=f"Average annual net {report.start}-{report.end}: {avg:,.0f} m²",
+            label=f"Average annual net {chart.start}-{chart.end}: {avg:,.0f} m²",
         )
-    _annotate_peak(ax, report, other if two else own)
+    if chart.peak_year is not None:
+        beside_own = two and chart.peak_year in chart.own_years  # the comparison's bar, left
+        _annotate_peak(ax, chart.peak_year - (width / 2 if beside_own else 0), chart)
     ax.set_ylabel("m² a year")
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
-    years = sorted(set(own["year"]) | (set(other["year"]) if two else set()))
+    years = sorted(set(chart.own_years) | set(chart.other_years or ()))
     ax.set_xticks(years)
     ax.set_xticklabels([str(y) for y in years], rotation=0)
     ax.set_xlim(min(years) - 0.7, max(years) + 0.7)
@@ -183,14 +269,14 @@ def _label_bars(ax: Axes, bars) -> None:
     ax.bar_label(bars, labels=labels, padding=2, fontsize=7, color="#333333")
 
 
-def _shade_change_of_measure(ax: Axes, own: pd.DataFrame, report: Report) -> None:
-    start = report.start + 0.5
-    ax.axvspan(start, own["year"].max() + 0.7, color="#F3F3F3", zorder=0)
+def _shade_change_of_measure(ax: Axes, chart: SeriesChart) -> None:
+    start = chart.start + 0.5
+    ax.axvspan(start, max(chart.own_years) + 0.7, color="#F3F3F3", zorder=0)
     ax.axvline(start, color="#666666", lw=1, ls=":", zorder=1)
     ax.text(
         start + 0.1,
         0.97,
-        f"from {report.start}: {MEASURE_LABELS[report.measure]} only",
+        f"from {chart.start}: {chart.measure_label} only",
         transform=ax.get_xaxis_transform(),
         ha="left",
         va="top",
@@ -199,15 +285,10 @@ def _shade_change_of_measure(ax: Axes, own: pd.DataFrame, report: Report) -> Non
     )
 
 
-def _annotate_peak(ax: Axes, report: Report, annual: pd.DataFrame) -> None:
-    peak = metrics.peak(annual)
-    if peak.year is None:
-        return
-    is_other = report.compare is not None and annual is report.compare.annual
-    x = peak.year - (0.2 if is_other and peak.year in set(report.annual["year"]) else 0)
+def _annotate_peak(ax: Axes, x: float, chart: SeriesChart) -> None:
     ax.annotate(
-        f"{peak.year} peak: {peak.gross_additions_m2:,.0f} m²",
-        xy=(x, peak.gross_additions_m2),
+        f"{chart.peak_year} peak: {chart.peak_m2:,.0f} m²",
+        xy=(x, chart.peak_m2),
         xytext=(-14, 22),
         textcoords="offset points",
         ha="right",
@@ -220,39 +301,29 @@ def _annotate_peak(ax: Axes, report: Report, annual: pd.DataFrame) -> None:
 # ------------------------------------------------------------------------ contributors
 
 
-def draw_contributors(ax: Axes, report: Report, n: int = 10) -> None:
+def draw_contributors(ax: Axes, chart: ContributorsChart) -> None:
     """The markets with the largest gains and losses, closures marked."""
-    ranked = report.ranked()
-    gains = ranked[ranked["change_m2"] > 0].head(n)
-    losses = ranked[ranked["change_m2"] < 0].tail(n)
-    shown = pd.concat([gains, losses]).iloc[::-1]
-    colours = [CLASS_COLOURS[d] for d in shown["direction"]]
-    labels = [
-        f"{row.market} ({row.town})"
-        if isinstance(row.town, str) and row.town not in row.market
-        else str(row.market)
-        for row in shown.itertuples()
-    ]
-    y = np.arange(len(shown))
-    bars = ax.barh(y, shown["change_m2"], color=colours, height=0.7)
+    change = np.asarray(chart.change_m2, dtype=float)
+    y = np.arange(len(change))
+    bars = ax.barh(y, change, color=[CLASS_COLOURS[d] for d in chart.directions], height=0.7)
     ax.bar_label(
         bars,
         labels=[
             f"{v:+,.0f}" + (" closed" if d == "closed" else "")
-            for v, d in zip(shown["change_m2"], shown["direction"], strict=True)
+            for v, d in zip(chart.change_m2, chart.directions, strict=True)
         ],
         padding=3,
         fontsize=7,
     )
     ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=7.5)
+    ax.set_yticklabels(chart.labels, fontsize=7.5)
     ax.axvline(0, color="#333333", lw=0.8)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
-    ax.set_xlabel(f"Change in {MEASURE_LABELS[report.measure]}, {report.start}-{report.end} (m²)")
+    ax.set_xlabel(chart.xlabel)
     ax.grid(axis="y", visible=False)
     low, high = ax.get_xlim()
     ax.set_xlim(low * 1.25 if low < 0 else low, high * 1.18)
-    present = [c for c in CLASS_COLOURS if c in set(shown["direction"])]
+    present = [c for c in CLASS_COLOURS if c in set(chart.directions)]
     ax.legend(
         handles=[Patch(color=CLASS_COLOURS[c], label=c) for c in present],
         loc="lower right",
@@ -260,50 +331,28 @@ def draw_contributors(ax: Axes, report: Report, n: int = 10) -> None:
     )
 
 
-def contributors_title(report: Report) -> str:
-    top = report.top
-    share = (
-        f"{top.share_of_net:.1%} of net growth"
-        if top.share_of_net is not None
-        else f"{top.share_of_additions or 0:.1%} of gross additions"
-    )
-    return f"The top {top.k} markets account for {top.change_m2:,.0f} m², {share}"
-
-
 # ----------------------------------------------------------------------- concentration
 
 
-def draw_concentration(ax: Axes, report: Report) -> None:
+def draw_concentration(ax: Axes, chart: ConcentrationChart) -> None:
     """Lorenz curve of gains across markets, with the line of equality."""
-    gains = report.markets["change_m2"].clip(lower=0)
-    curve = metrics.lorenz_curve(gains)
     ax.plot([0, 1], [0, 1], color=GREY, ls="--", lw=1, label="Equal growth in every market")
-    ax.plot(
-        curve["share_of_markets"],
-        curve["share_of_total"],
-        color=BLUE,
-        lw=2,
-        label="Markets, smallest gain first",
-    )
-    ax.fill_between(curve["share_of_markets"], curve["share_of_total"], curve["share_of_markets"],
-                    color=BLUE, alpha=0.08)  # fmt: skip
-    gini = report.concentration.gini_additions
-    top = report.top
-    markets = len(report.markets)
-    lines = [f"Gini of gains: {gini:.2f}" if gini is not None else "No gains"]
-    if top.share_of_additions is not None:
+    x, y = chart.share_of_markets, chart.share_of_gains
+    ax.plot(x, y, color=BLUE, lw=2, label="Markets, smallest gain first")
+    ax.fill_between(x, y, x, color=BLUE, alpha=0.08)
+    k, markets = chart.top_k, chart.markets
+    lines = [f"Gini of gains: {chart.gini:.2f}" if chart.gini is not None else "No gains"]
+    if chart.top_share_of_additions is not None:
         lines.append(
-            f"Top {top.k} of {markets} markets ({top.k / markets:.1%}): "
-            f"{top.share_of_additions:.1%} of gross additions"
+            f"Top {k} of {markets} markets ({k / markets:.1%}): "
+            f"{chart.top_share_of_additions:.1%} of gross additions"
         )
-    if top.share_of_net is not None:
-        lines.append(f"and {top.share_of_net:.1%} of net growth")
+    if chart.top_share_of_net is not None:
+        lines.append(f"and {chart.top_share_of_net:.1%} of net growth")
     ax.text(0.04, 0.95, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=9)
-    x = 1 - top.k / max(markets, 1)
-    y = 1 - (top.share_of_additions or 0)
     ax.annotate(
-        f"top {top.k}",
-        xy=(x, y),
+        f"top {k}",
+        xy=(1 - k / max(markets, 1), 1 - (chart.top_share_of_additions or 0)),
         xytext=(-40, 30),
         textcoords="offset points",
         fontsize=8,
@@ -323,21 +372,24 @@ def draw_concentration(ax: Axes, report: Report) -> None:
 # --------------------------------------------------------------------------------- map
 
 
-def draw_map(ax: Axes, report: Report) -> None:
+def draw_map(ax: Axes, chart: MapChart) -> None:
     """Markets by coordinates, sized by end area, coloured by class; closures named."""
-    placed = report.markets.dropna(subset=["lat", "lon"])
-    if placed.empty:
+    if not chart.market:
         ax.text(0.5, 0.5, "No coordinates in the data", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
         return
-    scale = max(float(placed["end_m2"].max()), float(placed["baseline_m2"].max()), 1.0)
-    size = 8 + 220 * np.sqrt(np.maximum(placed["end_m2"], placed["baseline_m2"]) / scale)
+    lat, lon = np.asarray(chart.lat, dtype=float), np.asarray(chart.lon, dtype=float)
+    directions = np.asarray(chart.directions)
+    larger = np.maximum(np.asarray(chart.end_m2, float), np.asarray(chart.baseline_m2, float))
+    scale = max(float(np.max(chart.end_m2)), float(np.max(chart.baseline_m2)), 1.0)
+    size = 8 + 220 * np.sqrt(larger / scale)
     order = ["unchanged", "decreased", "increased", "opened", "closed"]
     for direction in order:
-        subset = placed["direction"] == direction
+        subset = directions == direction
         if subset.any():
             ax.scatter(
-                placed.loc[subset, "lon"],
-                placed.loc[subset, "lat"],
+                lon[subset],
+                lat[subset],
                 s=size[subset],
                 c=CLASS_COLOURS[direction],
                 alpha=0.55 if direction == "unchanged" else 0.85,
@@ -346,21 +398,22 @@ def draw_map(ax: Axes, report: Report) -> None:
                 label=f"{direction} ({int(subset.sum())})",
                 zorder=3 if direction != "unchanged" else 2,
             )
-    for row in placed[placed["direction"] == "closed"].itertuples():
-        ax.annotate(
-            row.market,
-            (row.lon, row.lat),
-            xytext=(6, 4),
-            textcoords="offset points",
-            fontsize=7.5,
-            color=VERMILLION,
-            fontweight="bold",
-        )
-    ax.set_aspect(1 / np.cos(np.radians(placed["lat"].mean())))
-    pad_lat = (placed["lat"].max() - placed["lat"].min()) * 0.06 + 0.05
-    pad_lon = (placed["lon"].max() - placed["lon"].min()) * 0.06 + 0.05
-    ax.set_xlim(placed["lon"].min() - pad_lon, placed["lon"].max() + pad_lon * 2.5)
-    ax.set_ylim(placed["lat"].min() - pad_lat, placed["lat"].max() + pad_lat)
+    for name, x, y, direction in zip(chart.market, lon, lat, directions, strict=True):
+        if direction == "closed":
+            ax.annotate(
+                name,
+                (x, y),
+                xytext=(6, 4),
+                textcoords="offset points",
+                fontsize=7.5,
+                color=VERMILLION,
+                fontweight="bold",
+            )
+    ax.set_aspect(1 / np.cos(np.radians(lat.mean())))
+    pad_lat = (lat.max() - lat.min()) * 0.06 + 0.05
+    pad_lon = (lon.max() - lon.min()) * 0.06 + 0.05
+    ax.set_xlim(lon.min() - pad_lon, lon.max() + pad_lon * 2.5)
+    ax.set_ylim(lat.min() - pad_lat, lat.max() + pad_lat)
     ax.set_xlabel("Longitude (°E)")
     ax.set_ylabel("Latitude (°N)")
     handles, labels = ax.get_legend_handles_labels()
@@ -382,48 +435,27 @@ def draw_map(ax: Axes, report: Report) -> None:
 # --------------------------------------------------------------------------- provinces
 
 
-def draw_provinces(ax: Axes, report: Report) -> None:
-    """Net change by province (needs a report built with `by='province'`)."""
-    table = report.breakdown
-    if table is None:
-        table = metrics.breakdown(report.markets, report.markets["province"])
-    table = table.sort_values("net_m2")
-    colours = [BLUE if v >= 0 else ORANGE for v in table["net_m2"]]
-    y = np.arange(len(table))
-    ax.barh(y, table["net_m2"], color=colours, height=0.65)
+def draw_provinces(ax: Axes, chart: ProvincesChart) -> None:
+    """Net change by province."""
+    net = np.asarray(chart.net_m2, dtype=float)
+    y = np.arange(len(net))
+    ax.barh(y, net, color=[BLUE if v >= 0 else ORANGE for v in net], height=0.65)
     ax.set_yticks(y)
-    ax.set_yticklabels(table["group"].astype(str))
-    span = float(table["net_m2"].abs().max()) or 1.0
-    for position, (net, markets) in enumerate(zip(table["net_m2"], table["markets"], strict=True)):
-        ax.text(max(net, 0) + span * 0.01, position, f"{net:+,.0f}  ({markets} markets)",
+    ax.set_yticklabels(chart.provinces)
+    span = float(np.abs(net).max()) if len(net) else 0.0
+    span = span or 1.0
+    for position, (value, markets) in enumerate(zip(net, chart.markets, strict=True)):
+        ax.text(max(value, 0) + span * 0.01, position, f"{value:+,.0f}  ({markets} markets)",
                 va="center", fontsize=7.5)  # fmt: skip
     ax.axvline(0, color="#333333", lw=0.8)
     ax.xaxis.set_major_formatter(FuncFormatter(thousands))
-    ax.set_xlabel(
-        f"Net change in {MEASURE_LABELS[report.measure]}, {report.start}-{report.end} (m²)"
-    )
+    ax.set_xlabel(chart.xlabel)
     ax.grid(axis="y", visible=False)
     low, high = ax.get_xlim()
     ax.set_xlim(min(low * 1.1, 0), high * 1.35)
 
 
 # ------------------------------------------------------------------------------ figures
-
-
-def _default_title(kind: str, report: Report) -> str:
-    span = f"{report.start}-{report.end}"
-    if kind == "series":
-        if report.compare is not None and not report.compare.annual.empty:
-            first = int(report.compare.annual["year"].min())
-            return f"New market area per year, {first}-{report.end}"
-        return f"Annual change in {MEASURE_LABELS[report.measure]}, {span}"
-    if kind == "contributors":
-        return contributors_title(report)
-    if kind == "concentration":
-        return f"How concentrated was growth? Gains across {len(report.markets)} markets, {span}"
-    if kind == "map":
-        return f"{len(report.markets)} markets in {report.towns} towns: change {span}"
-    return f"Net change by province, {span}"
 
 
 DRAWERS: dict[str, Callable[..., None]] = {
@@ -442,6 +474,20 @@ SIZES = {
 }
 
 
+def draw(chart: Chart, title: str | None = None, size: tuple[float, float] | None = None) -> Figure:
+    """A standalone figure of one chart, with its title (or `title`) and its source line."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=size or SIZES[chart.kind], layout="constrained")
+        ax = fig.add_subplot()
+        DRAWERS[chart.kind](ax, chart)
+        ax.set_title(title or chart.title, loc="left")
+        width = fig.get_figwidth() * 0.98
+        fig.text(0.01, 0.005, wrapped(chart.source, width, SOURCE_FONT_SIZE),
+                 fontsize=SOURCE_FONT_SIZE, color="#555555", ha="left", va="bottom")  # fmt: skip
+        fig.get_layout_engine().set(h_pad=0.25)
+    return fig
+
+
 def figure(
     kind: str,
     report: Report,
@@ -449,26 +495,11 @@ def figure(
     size: tuple[float, float] | None = None,
     bars: int = 10,
 ) -> Figure:
-    """A standalone figure of one kind, with a title and a source line; `bars` is how many
-    gainers and losers the contributors chart shows."""
-    if kind not in DRAWERS:
-        raise ValueError(f"unknown chart {kind!r}; choose one of {', '.join(KINDS)}")
-    with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=size or SIZES[kind], layout="constrained")
-        ax = fig.add_subplot()
-        if kind == "contributors":
-            draw_contributors(ax, report, n=bars)
-        else:
-            DRAWERS[kind](ax, report)
-        ax.set_title(title or _default_title(kind, report), loc="left")
-        extra = ""
-        if kind == "series" and report.compare is not None and report.compare.caveat:
-            extra = f"; note the change of measure: the line {report.compare.caveat}"
-        width = fig.get_figwidth() * 0.98
-        fig.text(0.01, 0.005, wrapped(_source_line(report, extra), width, SOURCE_FONT_SIZE),
-                 fontsize=SOURCE_FONT_SIZE, color="#555555", ha="left", va="bottom")  # fmt: skip
-        fig.get_layout_engine().set(h_pad=0.25)
-    return fig
+    """A standalone figure of one kind drawn from a report; `bars` is how many gainers and
+    losers the contributors chart shows."""
+    from .chartdata import chart_data  # it imports pandas, which drawing does without
+
+    return draw(chart_data(kind, report, bars), title, size)
 
 
 def save(fig: Figure, path: str | Path, dpi: int = 200) -> Path:

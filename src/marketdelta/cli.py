@@ -357,23 +357,31 @@ def chart(
     if (width is None) != (height is None):
         raise typer.BadParameter("give both --width and --height", param_hint="'--width'")
     from . import charts
+    from .cache import cached_chart
+    from .locations import report_inputs
 
-    result = _load_report(
-        args,
-        db,
-        year,
-        quiet,
-        survey=survey,
-        start=start,
-        end=end,
-        top=top,
-        min_change=min_change,
-        measure=measure.value if measure else None,
-        by="province" if kind == "provinces" else None,
-    )
-    _notify(result.notices, quiet)
+    options = {
+        "survey": survey,
+        "start": start,
+        "end": end,
+        "top": top,
+        "min_change": min_change,
+        "measure": measure.value if measure else None,
+        "by": "province" if kind == "provinces" else None,
+    }
+
+    def compute() -> tuple[charts.Chart, list[str]]:
+        from .chartdata import chart_data
+
+        result = _load_report(args, db, year, quiet, **options)
+        return chart_data(kind, result, bars), result.notices
+
+    inputs = report_inputs(args, db)
+    key = (kind, bars, year, sorted(options.items()))
+    data, notices = compute() if inputs is None else cached_chart(inputs, key, compute)
+    _notify(notices, quiet)
     size = (width, height) if width and height else None
-    figure = charts.figure(kind, result, title=title, size=size, bars=bars)
+    figure = charts.draw(data, title=title, size=size)
     missing = charts.missing_characters(figure)
     _notify([_boxes_notice(missing)] if missing else [], quiet)
     try:
@@ -462,7 +470,7 @@ def import_(
     declared = any(v is not None for v in (measure, known_markets, compare, title))
     if declared and survey is None:
         raise typer.BadParameter("needs --survey NAME", param_hint="'--measure/--known-markets'")
-    from .sources import import_path
+    from .locations import import_path
     from .store import SurveyDeclaration
 
     declarations = (
@@ -523,7 +531,7 @@ def status(db: DbOption = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from .sources import import_path
+    from .locations import import_path
     from .store import Workspace
 
     path = import_path(db)

@@ -303,7 +303,8 @@ def load_report(sources, db, read, options: ReportOptions) -> Report:
     Large files and every workspace are computed inside DuckDB (`fastpath`); the rest, and any
     file the fast path declines, by the reference path below. Both give the same figures.
     """
-    from .sources import fast_path_wanted, load_panel, workspace_path
+    from .locations import workspace_path
+    from .sources import fast_path_wanted, load_panel
 
     if sources:
         if fast_path_wanted(sources):

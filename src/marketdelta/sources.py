@@ -17,10 +17,9 @@ import pandas as pd
 
 from .errors import DataError, InputError, Problem
 from .identity import describe_markets, resolve_markets
+from .locations import demo_dir, demo_inputs, workspace_path
 from .survey import ReadOptions, read_surveys
 
-DEFAULT_DB = "marketdelta.duckdb"
-DB_ENV = "MARKETDELTA_DB"
 FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
 FAST_BYTES_DEFAULT = 1024**2
 
@@ -139,20 +138,12 @@ def read_files(sources: Sequence[str | Path], options: ReadOptions | None = None
     return cached([Path(s) for s in sources], options or ReadOptions(), read)
 
 
-def demo_dir() -> Path:
-    """The demo data: inside the installed package, or the repository's `data/` when the
-    package is installed in editable mode."""
-    packaged = Path(__file__).resolve().parent / "data"
-    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "data"
-
-
 def read_demo() -> Panel:
     """The bundled demo: its surveys as declared in `data/surveys.toml`."""
     from .cache import cached
 
     folder = demo_dir()
-    files = sorted(folder.glob("*/*.csv"))
-    return cached([folder / "surveys.toml", *files], None, lambda: _read_demo(folder))
+    return cached(demo_inputs(folder), None, lambda: _read_demo(folder))
 
 
 def _read_demo(folder: Path) -> Panel:
@@ -185,21 +176,6 @@ def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
         return False
     return sum(p.stat().st_size for p in paths) >= threshold
-
-
-def workspace_path(db: str | Path | None) -> Path | None:
-    """The workspace to read: --db, else $MARKETDELTA_DB, else ./marketdelta.duckdb if present."""
-    if db is not None:
-        return Path(db)
-    if os.environ.get(DB_ENV):
-        return Path(os.environ[DB_ENV])
-    local = Path(DEFAULT_DB)
-    return local if local.exists() else None
-
-
-def import_path(db: str | Path | None) -> Path:
-    """The workspace to write: --db, else $MARKETDELTA_DB, else ./marketdelta.duckdb."""
-    return workspace_path(db) or Path(DEFAULT_DB)
 
 
 def load_panel(
