@@ -76,6 +76,13 @@ def test_a_damaged_entry_is_ignored_and_replaced(cache, reads, run_json):
     assert len(reads) == 2
 
 
+def test_a_folder_named_as_a_file_is_explained_with_the_cache_on(cache, run, tmp_path):
+    for command in ("report", "chart"):
+        result = run(command, FIXTURES)
+        assert result.exit_code == 1  # it raised IsADirectoryError while making the cache key
+        assert "this is a directory, not a CSV file" in result.stderr
+
+
 def test_an_unusable_cache_folder_is_not_an_error(tmp_path, monkeypatch, run_json):
     blocker = write(tmp_path / "file", "")
     monkeypatch.setenv("MARKETDELTA_CACHE", str(blocker / "cache"))  # under a file

@@ -43,14 +43,13 @@ CODE = Path(__file__).resolve().parent
 
 def cached(paths: Sequence[Path], options: object, read: Callable[[], Panel]) -> Panel:
     """`read()`, or the panel it gave before for the same files, options and code."""
-    folder = cache_folder()
-    if folder is None or not _small_files(paths):
+    entry = _entry(paths, options, ".arrow")
+    if entry is None:
         return read()
-    entry = folder / f"{_key(paths, options)}.arrow"
     panel = _load(entry)
     if panel is None:
         panel = read()
-        _store(folder, entry, panel)
+        _store(entry, panel)
     return panel
 
 
@@ -59,17 +58,29 @@ def cached_chart(
 ) -> tuple[Chart, list[str]]:
     """`compute()` (a chart's data and the report's notices), or what it gave before for the
     same files, options and code."""
-    folder = cache_folder()
-    if folder is None or not _small_files(paths):
+    entry = _entry(paths, ("chart", options), ".json")
+    if entry is None:
         return compute()
-    entry = folder / f"{_key(paths, ('chart', options))}.json"
     drawn = _load_chart(entry)
     if drawn is None:
         drawn = compute()
         chart, notices = drawn
         text = json.dumps({"kind": chart.kind, "chart": asdict(chart), "notices": notices})
-        _write(folder, entry, lambda path: path.write_text(text, encoding="utf-8"))
+        _write(entry, lambda path: path.write_text(text, encoding="utf-8"))
     return drawn
+
+
+def _entry(paths: Sequence[Path], options: object, suffix: str) -> Path | None:
+    """Where the cache keeps what these files give with these options. None when the cache is
+    off, the files are large, or one is not a readable file (stdin, a typo, a folder): the
+    reader then says what is wrong."""
+    folder = cache_folder()
+    if folder is None or not _small_files(paths):
+        return None
+    try:
+        return folder / f"{_key(paths, options)}{suffix}"
+    except OSError:
+        return None
 
 
 def cache_folder() -> Path | None:
@@ -84,8 +95,13 @@ def cache_folder() -> Path | None:
 
 def _small_files(paths: Sequence[Path]) -> bool:
     try:
-        return bool(paths) and sum(p.stat().st_size for p in paths) <= MAX_INPUT_BYTES
-    except OSError:  # stdin, a missing file: the reader explains
+        files = [p for p in paths if str(p) != "-" and p.is_file()]  # "-" is stdin
+        return (
+            bool(paths)
+            and len(files) == len(paths)
+            and sum(p.stat().st_size for p in files) <= MAX_INPUT_BYTES
+        )
+    except OSError:
         return False
 
 
@@ -129,7 +145,7 @@ def _load_chart(entry: Path) -> tuple[Chart, list[str]] | None:
         return None
 
 
-def _store(folder: Path, entry: Path, panel: Panel) -> None:
+def _store(entry: Path, panel: Panel) -> None:
     import pyarrow as pa
     import pyarrow.feather as feather
 
@@ -146,11 +162,12 @@ def _store(folder: Path, entry: Path, panel: Panel) -> None:
         )
         feather.write_feather(table, path)
 
-    _write(folder, entry, write)
+    _write(entry, write)
 
 
-def _write(folder: Path, entry: Path, write: Callable[[Path], None]) -> None:
+def _write(entry: Path, write: Callable[[Path], None]) -> None:
     """`write` to a temporary file, then renamed to `entry`: a reader never sees half a file."""
+    folder = entry.parent
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as handle:
