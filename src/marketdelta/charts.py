@@ -114,12 +114,19 @@ def thousands(value: float, _position: object = None) -> str:
 
 
 @dataclass(frozen=True)
-class SeriesChart:
+class Chart:
+    """What every chart has: its kind, a title and a source line."""
+
+    kind: ClassVar[str]
+    title: str
+    source: str
+
+
+@dataclass(frozen=True)
+class SeriesChart(Chart):
     """Annual gross additions of this survey (and of the survey it is compared with)."""
 
     kind: ClassVar[str] = "series"
-    title: str
-    source: str
     start: int
     end: int
     measure_label: str
@@ -136,12 +143,10 @@ class SeriesChart:
 
 
 @dataclass(frozen=True)
-class ContributorsChart:
+class ContributorsChart(Chart):
     """The largest gains and losses, largest gain at the top."""
 
     kind: ClassVar[str] = "contributors"
-    title: str
-    source: str
     xlabel: str
     labels: list[str]
     change_m2: list[float]
@@ -149,12 +154,10 @@ class ContributorsChart:
 
 
 @dataclass(frozen=True)
-class ConcentrationChart:
+class ConcentrationChart(Chart):
     """The Lorenz curve of gains and the top markets' shares."""
 
     kind: ClassVar[str] = "concentration"
-    title: str
-    source: str
     share_of_markets: list[float]
     share_of_gains: list[float]
     markets: int
@@ -165,12 +168,10 @@ class ConcentrationChart:
 
 
 @dataclass(frozen=True)
-class MapChart:
+class MapChart(Chart):
     """The markets with coordinates."""
 
     kind: ClassVar[str] = "map"
-    title: str
-    source: str
     market: list[str]
     lat: list[float]
     lon: list[float]
@@ -180,20 +181,17 @@ class MapChart:
 
 
 @dataclass(frozen=True)
-class ProvincesChart:
+class ProvincesChart(Chart):
     """Net change by province, smallest first."""
 
     kind: ClassVar[str] = "provinces"
-    title: str
-    source: str
     xlabel: str
     provinces: list[str]
     net_m2: list[float]
     markets: list[int]
 
 
-Chart = SeriesChart | ContributorsChart | ConcentrationChart | MapChart | ProvincesChart
-CHARTS: dict[str, type] = {
+CHARTS: dict[str, type[Chart]] = {
     c.kind: c
     for c in (SeriesChart, ContributorsChart, ConcentrationChart, MapChart, ProvincesChart)
 }
