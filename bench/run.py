@@ -225,11 +225,22 @@ def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], 
     return targets, observations, startup
 
 
-def startup_command(work: Path) -> Command:
+def startup_command(work: Path, env: dict[str, str] | None = None) -> Command:
     """The fixed cost of a fast-path report: the same command on a 300-market panel."""
-    env = {**os.environ, "MARKETDELTA_FAST_BYTES": "0"}
+    env = {**(env or os.environ), "MARKETDELTA_FAST_BYTES": "0"}
     path = panel_file(work, 300)
     return Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
+
+
+def one_core_per_million(work: Path, markets: int, observations: int) -> float:
+    """Target 6's measure with DuckDB on one core (`MARKETDELTA_THREADS=1`), for information:
+    DuckDB splits a scan into row groups of 122,880 rows and a CSV read into buffers of
+    megabytes, so a panel of 150,000 rows keeps one of two cores busy and a larger one both."""
+    env = {**os.environ, "MARKETDELTA_THREADS": "1"}
+    path = panel_file(work, markets)
+    report = Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
+    ours, startup = run(report, startup_command(work, env), repeat=9)
+    return paired_difference(ours, startup) / (observations / 1e6)
 
 
 def compile_package() -> None:
@@ -254,13 +265,15 @@ def main() -> None:
     lines = [t.line() for t in startup_targets(work)]
     for line in lines:
         print(line, flush=True)
-    per_million, timings, startups = {}, [], []
+    per_million, one_core, timings, startups = {}, {}, [], []
     for markets in (10_000, 100_000, 1_000_000):
         if markets > args.max_markets:
             continue
         # Targets 4 and 5 are defined at 10^6 markets; smaller panels show how costs grow.
         targets, observations, startup = big_targets(work, markets, markets == 1_000_000)
         per_million[markets] = paired_difference(targets[0].ours, startup) / (observations / 1e6)
+        if markets < 1_000_000:  # one core at 10^6 would add minutes for no more insight
+            one_core[markets] = one_core_per_million(work, markets, observations)
         startups.append(startup.seconds)
         timings.append((markets, observations, targets[0].ours.seconds))
         for target in targets:
@@ -281,6 +294,13 @@ def main() -> None:
         ]
         if steps:  # steadier than the ratios above when start-up dwarfs the smallest panel
             print(f"info     marginal cost per million observations: {', '.join(steps)}")
+    if len(one_core) > 1:
+        first, second = one_core.values()
+        print(
+            "info     6. the same on one core (MARKETDELTA_THREADS=1): "
+            f"{', '.join(f'{m:,}: {s:.2f} s' for m, s in one_core.items())}; "
+            f"{abs(first / second - 1):.0%} apart"
+        )
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

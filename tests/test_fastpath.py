@@ -98,6 +98,21 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
     assert f"{bad}:3: column 'stall_area_m2': value 'x' — not a number" in result.stderr
 
 
+def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):
+    from marketdelta.store import quiet_connection
+
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    files = [FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"]
+    everything = run_json("report", *files)
+    monkeypatch.setenv("MARKETDELTA_THREADS", "1")
+    assert quiet_connection().execute("SELECT current_setting('threads')").fetchall() == [(1,)]
+    assert run_json("report", *files) == everything
+    monkeypatch.setenv("MARKETDELTA_THREADS", "all")
+    result = run("report", *files)
+    assert result.exit_code == 1
+    assert "MARKETDELTA_THREADS='all': give a number of cores" in result.stderr
+
+
 def _table(db: Path, sql: str) -> list:
     import duckdb
 
