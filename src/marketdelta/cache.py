@@ -95,11 +95,10 @@ def cache_folder() -> Path | None:
 
 def _small_files(paths: Sequence[Path]) -> bool:
     try:
-        files = [p for p in paths if str(p) != "-" and p.is_file()]  # "-" is stdin
         return (
             bool(paths)
-            and len(files) == len(paths)
-            and sum(p.stat().st_size for p in files) <= MAX_INPUT_BYTES
+            and all(str(p) != "-" and p.is_file() for p in paths)  # "-" is stdin
+            and sum(p.stat().st_size for p in paths) <= MAX_INPUT_BYTES
         )
     except OSError:
         return False

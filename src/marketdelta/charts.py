@@ -379,7 +379,7 @@ def draw_map(ax: Axes, chart: MapChart) -> None:
     lat, lon = np.asarray(chart.lat, dtype=float), np.asarray(chart.lon, dtype=float)
     directions = np.asarray(chart.directions)
     larger = np.maximum(np.asarray(chart.end_m2, float), np.asarray(chart.baseline_m2, float))
-    scale = max(float(np.max(chart.end_m2)), float(np.max(chart.baseline_m2)), 1.0)
+    scale = float(np.nanmax([*chart.end_m2, *chart.baseline_m2], initial=1.0))
     size = 8 + 220 * np.sqrt(larger / scale)
     order = ["unchanged", "decreased", "increased", "opened", "closed"]
     for direction in order:
@@ -440,8 +440,7 @@ def draw_provinces(ax: Axes, chart: ProvincesChart) -> None:
     ax.barh(y, net, color=[BLUE if v >= 0 else ORANGE for v in net], height=0.65)
     ax.set_yticks(y)
     ax.set_yticklabels(chart.provinces)
-    span = float(np.abs(net).max()) if len(net) else 0.0
-    span = span or 1.0
+    span = float(np.abs(net).max(initial=0.0)) or 1.0
     for position, (value, markets) in enumerate(zip(net, chart.markets, strict=True)):
         ax.text(max(value, 0) + span * 0.01, position, f"{value:+,.0f}  ({markets} markets)",
                 va="center", fontsize=7.5)  # fmt: skip
