@@ -234,8 +234,8 @@ def startup_command(work: Path, env: dict[str, str] | None = None) -> Command:
 
 def one_core_per_million(work: Path, markets: int, observations: int) -> float:
     """Target 6's measure with DuckDB on one core (`MARKETDELTA_THREADS=1`), for information:
-    DuckDB splits a scan into row groups of 122,880 rows and a CSV read into buffers of
-    megabytes, so a panel of 150,000 rows keeps one of two cores busy and a larger one both."""
+    it tells whether the smallest panel's higher cost per row comes from a second core it
+    cannot use (DuckDB splits a scan into row groups of 122,880 rows) or from elsewhere."""
     env = {**os.environ, "MARKETDELTA_THREADS": "1"}
     path = panel_file(work, markets)
     report = Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
