@@ -57,6 +57,12 @@ def test_one_year_of_data_is_drawn_without_error(tmp_path, run, kind):
     assert result.exit_code == 0, result.output
 
 
+def test_the_cli_knows_every_kind():
+    from marketdelta.cli import CHART_KINDS  # its own list, so that --help imports no matplotlib
+
+    assert CHART_KINDS == charts.KINDS
+
+
 def test_cli_refuses_unknown_extension(tmp_path, run):
     result = run("chart", "--out", tmp_path / "c.gif")
     assert result.exit_code == 2

@@ -32,7 +32,6 @@ from .__about__ import __version__
 if TYPE_CHECKING:
     from .report import Report
 
-KINDS = ("series", "contributors", "concentration", "map", "provinces")
 FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 SOURCE_FONT_SIZE = 6.5
 
@@ -195,6 +194,7 @@ CHARTS: dict[str, type[Chart]] = {
     c.kind: c
     for c in (SeriesChart, ContributorsChart, ConcentrationChart, MapChart, ProvincesChart)
 }
+KINDS = tuple(CHARTS)
 
 
 # ------------------------------------------------------------------------------ series
