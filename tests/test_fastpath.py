@@ -278,6 +278,44 @@ def test_random_messy_files_give_the_reference_report_or_are_declined(
     assert fast == reference
 
 
+SHAPED = "market,town,year,stall_area_m2\nA,T,2020,100\nB,T,2020,200\nA,T,2022,150\nB,T,2022,\n"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ("\ufeff" + SHAPED).encode(),  # a byte-order mark
+        SHAPED.replace("\n", "\r\n").encode(),
+        SHAPED.replace("\n", "\r").encode(),  # old Mac line ends
+        SHAPED.replace("2020,200\n", "2020,200\r\n").encode(),  # mixed line ends
+        SHAPED.replace("\nB,T,2020", "\n\nB,T,2020").encode(),  # a blank line
+        (SHAPED + "\n\n").encode(),
+        SHAPED.rstrip("\n").encode(),  # no line break at the end
+        SHAPED.replace(",", ";").encode(),
+        SHAPED.replace(",", "\t").encode(),
+        SHAPED.replace("A,T,2020,100", "A,T,2020").encode(),  # a short row
+        SHAPED.replace("A,T,2020,100", "A,T,2020,100,9").encode(),  # a long row
+        SHAPED.replace("A,", '"A\nX",').encode(),  # a line break inside quotes
+        SHAPED.replace("A,", '"A ""x""",').encode(),  # an escaped quote
+        SHAPED.replace("A,T,2020,100", '"A,T,2020,100').encode(),  # an unclosed quote
+        SHAPED.replace("B,", "Caf\xe9,").encode("latin-1"),
+    ],
+)
+def test_file_shapes_give_the_reference_report_or_are_declined(tmp_path, data):
+    """The fast reader is told the header, delimiter and quoting instead of sniffing them:
+    whatever shape of file it still accepts, it reads as the reference reader does."""
+    path = tmp_path / "shaped.csv"
+    path.write_bytes(data)
+    fast = _outcome(lambda: fastpath.report_from_files([path], ReadOptions(), ReportOptions()))
+    if fast == ("report", None):
+        return  # declined: the reference path decides
+    reference = _outcome(lambda: build_report(read_files([path], ReadOptions()), ReportOptions()))
+    if fast[0] == "report":
+        fast = ("report", fast[1].to_dict())
+        reference = ("report", reference[1].to_dict()) if reference[0] == "report" else reference
+    assert fast == reference
+
+
 def _outcome(compute):
     """("report", what `compute` returned) or ("error", its message)."""
     try:
