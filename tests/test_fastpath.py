@@ -353,7 +353,8 @@ def test_rule_3_candidates_are_flagged_whenever_their_numbers_agree():
     names = ["Market 1-2", "Market 12", "Market 1 3", "Market 13", "Sinuiju #4", "Sinuiju 4",
              "Market 7", "Other 8"]  # fmt: skip
     con = duckdb.connect()
-    con.register("groups", pd.DataFrame({"market": names, "town": "T", "lat": None, "lon": None}))
+    con.register("frame", pd.DataFrame({"market": names, "town": "T", "lat": None, "lon": None}))
+    con.execute("CREATE TEMP TABLE groups AS SELECT * FROM frame")  # a table, as in `keys`
     flagged = con.execute(
         f"SELECT market, numbers, candidate FROM ({_with_candidate_flag('groups', False)})"
     ).df()
