@@ -192,14 +192,21 @@ def panel_file(work: Path, markets: int) -> Path:
     return path
 
 
+# Report runs per panel. Medians damp a noisy machine; the smaller panels take more runs,
+# because target 6 divides their small difference from the start-up by few observations: at
+# 10^4 markets that difference is 0.1-0.3 s, and single pairs of runs differ by -0.02 to 0.4 s.
+REPORT_RUNS = {10_000: 25, 100_000: 9}  # else 3
+
+
+def report_command(work: Path, path: Path, env: dict[str, str] | None = None) -> Command:
+    """`marketdelta report` of one file, as JSON: what targets 4 and 6 time."""
+    return Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
+
+
 def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], int, Run]:
     """Targets 4 and 5 on a panel of `markets` markets, its number of observations, and the
     fixed cost of a fast-path report, measured taking turns with the report (for target 6)."""
     path = panel_file(work, markets)
-    # Medians damp a noisy machine; the smaller panels take more runs, because target 6
-    # divides their small difference from the start-up by few observations: at 10^4 markets
-    # that difference is 0.1-0.3 s, and single pairs of runs differ by -0.02 to 0.4 s.
-    repeat = {10_000: 25, 100_000: 9}.get(markets, 3)
     db = work / f"ws-{markets}.duckdb"
     duck_db = work / f"duck-{markets}.duckdb"
     imported, loaded = run(  # each run into a new workspace; the last is reported from
@@ -208,11 +215,11 @@ def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], 
         repeat=3,
     )
     ours, duck, from_db, startup = run(
-        Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work),
+        report_command(work, path),
         Command([PYTHON, "-c", DUCKDB_REPORT, str(path), "2011", "2025"], work),
         Command([MARKETDELTA, "report", "--db", str(db), "--format", "json", "-q"], work),
         startup_command(work),
-        repeat=repeat,
+        repeat=REPORT_RUNS.get(markets, 3),
     )
     label = f"{markets:,} markets x 15 years"
     targets = [
@@ -229,18 +236,17 @@ def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], 
 def startup_command(work: Path, env: dict[str, str] | None = None) -> Command:
     """The fixed cost of a fast-path report: the same command on a 300-market panel."""
     env = {**(env or os.environ), "MARKETDELTA_FAST_BYTES": "0"}
-    path = panel_file(work, 300)
-    return Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
+    return report_command(work, panel_file(work, 300), env)
 
 
 def one_core_per_million(work: Path, markets: int, observations: int) -> float:
     """Target 6's measure with DuckDB on one core (`MARKETDELTA_THREADS=1`), for information:
-    it tells whether the smallest panel's higher cost per row comes from a second core it
-    cannot use (DuckDB splits a scan into row groups of 122,880 rows) or from elsewhere."""
+    if the smallest panel costs as much per row as the next on one core, its higher cost on two
+    is the second core it cannot use (DuckDB reads a CSV under 8 MB on one thread, and 138,000
+    rows are one full row group of 122,880 and a small one)."""
     env = {**os.environ, "MARKETDELTA_THREADS": "1"}
-    path = panel_file(work, markets)
-    report = Command([MARKETDELTA, "report", str(path), "--format", "json", "-q"], work, env)
-    ours, startup = run(report, startup_command(work, env), repeat=25 if markets <= 10_000 else 9)
+    report = report_command(work, panel_file(work, markets), env)
+    ours, startup = run(report, startup_command(work, env), repeat=REPORT_RUNS.get(markets, 3))
     return paired_difference(ours, startup) / (observations / 1e6)
 
 
