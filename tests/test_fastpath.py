@@ -99,7 +99,7 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
 
 
 def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):
-    from marketdelta.store import quiet_connection
+    from marketdelta.engine import quiet_connection
 
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
     files = [FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"]

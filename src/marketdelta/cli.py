@@ -163,14 +163,20 @@ def _working(description: str, quiet: bool = False) -> Iterator[None]:
 def _load_report(
     sources: list[Path] | list[str], db: Path | None, year: int | None, quiet: bool, **options
 ):
-    """Find the data (files, workspace or demo) and build the report the command asks for."""
-    from .report import ReportOptions, load_report
-    from .survey import ReadOptions
+    """Find the data (files, workspace or demo) and build the report the command asks for.
+    DuckDB starts reading large files before pandas is imported (`fastread.py`)."""
+    from .fastread import reading_early
 
     try:
-        with _working("Reading and computing", quiet):
+        with (
+            _working("Reading and computing", quiet),
+            reading_early(sources, year, options.get("compare")) as reading,
+        ):
+            from .report import ReportOptions, load_report
+            from .survey import ReadOptions
+
             read = ReadOptions(year=year, survey=options.get("survey"))
-            return load_report(sources, db, read, ReportOptions(**options))
+            return load_report(sources, db, read, ReportOptions(**options), reading)
     except MarketdeltaError as error:
         _fail(error)
 
@@ -213,8 +219,6 @@ def report(
     Example: marketdelta report data/stalls/*.csv --min-change 20 --format markdown
     """
     _check_period(start, end)
-    from . import render
-
     result = _load_report(
         sources or [],
         db,
@@ -232,6 +236,8 @@ def report(
         contributors=contributors,
     )
     _notify(result.notices, quiet)
+    from . import render  # not before: it imports pandas, which `_load_report` overlaps with a read
+
     if output is Format.json:
         sys.stdout.write(render.to_json(result))
     elif output is Format.csv:
@@ -495,7 +501,7 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations):
     """Validate, plan against the current workspace (read-only), then write if asked, under
     the write lock; the plan is made again there only if another import came in between."""
     from . import fastpath
-    from .sources import fast_path_wanted
+    from .fastread import fast_path_wanted
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
 

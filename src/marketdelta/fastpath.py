@@ -35,23 +35,20 @@ import pandas as pd
 
 from . import metrics
 from .errors import MarketdeltaError
+from .fastread import (
+    FAST_COLUMNS,
+    RawRead,
+    casts,
+    plain_headers,
+    present_columns,
+    read_raw,
+    start_reading,
+)
 from .identity import CELL_DEGREES, fuzzy_merges, with_history
 from .report import Report, ReportOptions, assemble, period
 from .sources import SurveyInfo
-from .survey import (
-    DEFAULT_SURVEY,
-    FIRST_YEAR,
-    HEADER_SYNONYMS,
-    MAX_COLUMNS,
-    CellChecker,
-    ReadOptions,
-    sniff_delimiter,
-)
+from .survey import DEFAULT_SURVEY, FIRST_YEAR, CellChecker, ReadOptions
 
-FAST_COLUMNS = {
-    "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
-    "source", "status", "notes",
-}  # fmt: skip
 MEASURE_SQL = {
     "stall": "stall_area_m2",
     "open": "open_area_m2",
@@ -64,27 +61,31 @@ class _Decline(Exception):
 
 
 def report_from_files(
-    sources: Sequence[str | Path], read: ReadOptions, options: ReportOptions
+    sources: Sequence[str | Path],
+    read: ReadOptions,
+    options: ReportOptions,
+    reading: RawRead | None = None,
 ) -> Report | None:
-    """The report, computed in DuckDB; None when the files need the reference reader."""
+    """The report, computed in DuckDB; None when the files need the reference reader.
+    `reading` is the files' read, if the caller started it (`fastread.reading_early`)."""
     if options.compare:
         return None
-    from .store import quiet_connection
-
-    con = quiet_connection()
+    own = reading is None
+    reading = reading or start_reading(sources, read.year)
+    if reading is None:
+        return None
     try:
-        headers = [_plain_header(Path(s), read) for s in sources]
-        if any(h is None for h in headers):
-            return None
-        present = _load_files(con, sources, headers, read)
-        if present is None:
+        con = reading.wait()
+        present = present_columns(reading.headers, read.year)
+        if not _observations(con, sources, present, read):
             return None
         survey = SurveyInfo(read.survey or DEFAULT_SURVEY)
         return _report(con, survey, None, options, "files", present)
     except (duckdb.Error, _Decline):
         return None
     finally:
-        con.close()
+        if own:
+            reading.close()
 
 
 @dataclass
@@ -107,8 +108,8 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
     from .store import DETAIL_COLUMNS
 
     con = workspace.db
-    headers = [_plain_header(Path(s), read) for s in sources]
-    if any(h is None for h in headers):
+    headers = plain_headers(sources, read.year)
+    if headers is None:
         return None
     survey = read.survey or DEFAULT_SURVEY
     fresh = workspace.is_new
@@ -159,8 +160,9 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     label, market key, spelling, town, province and coordinates, first year and file).
     Returns the columns the files have and whether each market is one group, or None when
     the reference import must decide."""
-    present = _load_files(con, sources, headers, read)
-    if present is None:
+    read_raw(con, sources, headers, read.year)
+    present = present_columns(headers, read.year)
+    if not _observations(con, sources, present, read):
         return None
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
     _hashed_groups(con, present, None)
@@ -314,68 +316,20 @@ def report_from_workspace(
 # ------------------------------------------------------------------------------ reading
 
 
-def _plain_header(path: Path, read: ReadOptions) -> tuple[list[str], str] | None:
-    """The normalised header and delimiter of a plain long-layout file, else None."""
-    with path.open("rb") as handle:
-        first = handle.readline(1 << 20)
-    try:
-        line = first.decode("utf-8-sig").rstrip("\r\n")
-    except UnicodeDecodeError:
-        return None
-    delimiter = sniff_delimiter(line)
-    names = [HEADER_SYNONYMS.get(h, h) for h in (h.strip().lower() for h in line.split(delimiter))]
-    names = ["_".join(n.split()) for n in names]
-    if (
-        '"' in line
-        or len(names) > MAX_COLUMNS
-        or len(set(names)) != len(names)
-        or not {"market", "stall_area_m2"} <= set(names)
-        or ("year" not in names and read.year is None)
-        or any(n in ("market_id", "coordinates", "survey", "imagery_date") for n in names)
-        or any(not n for n in names)
-    ):
-        return None
-    return names, delimiter
-
-
-def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
-    """Read every file into `raw` as text, in one pass, and define the view `obs` of its typed
-    observations keyed by a hash of the (market, town) pair as written. Returns the columns the
-    files have, or None if any cell breaks a rule of `survey.py` (the reference reader will
-    then explain it).
+def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
+    """Check the cells of `raw` (`fastread.read_raw`) and define the view `obs` of its typed
+    observations keyed by a hash of the (market, town) pair as written. False if any cell
+    breaks a rule of `survey.py` (the reference reader will then explain it).
 
     The cell rules are checked on each column's distinct values (a few thousand, not millions
     of rows), by `survey.py`'s own code, and DuckDB's casts are checked to agree with it there;
     the rules across columns and the names are checked in SQL."""
-    present = {n for names, _ in headers for n in names} | ({"year"} if read.year else set())
-    stored = sorted((FAST_COLUMNS & present) | {"town"})  # absent columns are not stored
-    parts = []
-    for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
-        relation = con.read_csv(  # no sniffing: it costs 15-35 ms, more for larger files
-            str(source),
-            header=True,
-            auto_detect=False,
-            columns=dict.fromkeys(names, "VARCHAR"),
-            delimiter=delimiter,
-            quotechar='"',
-            escapechar='"',
-        )
-        view = f"file_{index}"
-        con.register(view, relation)
-        select = ", ".join(f'"{c}"' if c in names else f"NULL::VARCHAR AS {c}" for c in stored)
-        parts.append(f"SELECT {select}, {index} AS file FROM {view}")
+    stored = (FAST_COLUMNS & present) | {"town"}
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
-    typed = {c: cast for c, cast in _casts(present, read).items() if c in present}
-    # A second, independent hash tells two pairs apart should the first ever collide.
-    con.execute(
-        f"""CREATE TEMP TABLE raw AS
-            SELECT *, hash(market, town) AS h, hash(town, market, 'check') AS h_check,
-                   {", ".join(f"{cast} AS _{column}" for column, cast in typed.items())}
-            FROM ({" UNION ALL ".join(parts)})"""
-    )
+    typed = {c: cast for c, cast in casts(present, read.year).items() if c in present}
     if not _casts_agree(con, typed, read) or _rows_break_rules(con, present):
-        return None
+        return False
 
     def text(c: str) -> str:
         return c if c in stored else f"NULL::VARCHAR AS {c}"
@@ -395,29 +349,7 @@ def _load_files(con, sources, headers, read: ReadOptions) -> set[str] | None:
                rowid AS row
         FROM raw"""
     )
-    return present
-
-
-# DuckDB's reading of a cell, for each column with a rule; checked against `survey.py`.
-# Areas drop thousands separators only when the plain cast fails (a replace on every cell
-# costs ≈ 0.4 s on 15 M rows).
-AREA_CAST = "coalesce(try_cast({c} AS DOUBLE), try_cast(replace({c}, ',', '') AS DOUBLE))"
-CASTS = {
-    "year": "try_cast({c} AS INTEGER)",
-    "stall_area_m2": AREA_CAST,
-    "open_area_m2": AREA_CAST,
-    "lat": "try_cast({c} AS DOUBLE)",
-    "lon": "try_cast({c} AS DOUBLE)",
-    "status": "CASE lower(trim({c})) WHEN 'open' THEN 'open' WHEN 'closed' THEN 'closed' END",
-}
-
-
-def _casts(present: set[str], read: ReadOptions) -> dict[str, str]:
-    """SQL reading each column with a rule (NULL for the columns the files lack)."""
-    typed = {c: cast.format(c=c) if c in present else "NULL" for c, cast in CASTS.items()}
-    if read.year is not None:
-        typed["year"] = f"coalesce({typed['year']}, {int(read.year)})"
-    return typed
+    return True
 
 
 def _casts_agree(con, typed: dict[str, str], read: ReadOptions) -> bool:

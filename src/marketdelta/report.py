@@ -297,20 +297,23 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def load_report(sources, db, read, options: ReportOptions) -> Report:
+def load_report(sources, db, read, options: ReportOptions, reading=None) -> Report:
     """Find the data (files, else the workspace, else the demo) and build the report.
 
     Large files and every workspace are computed inside DuckDB (`fastpath`); the rest, and any
     file the fast path declines, by the reference path below. Both give the same figures.
+    `reading` is the files' read into DuckDB, if the caller started it
+    (`fastread.reading_early`).
     """
+    from .fastread import fast_path_wanted
     from .locations import workspace_path
-    from .sources import fast_path_wanted, load_panel
+    from .sources import load_panel
 
     if sources:
-        if fast_path_wanted(sources):
+        if reading is not None or fast_path_wanted(sources):
             from . import fastpath
 
-            fast = fastpath.report_from_files(sources, read, options)
+            fast = fastpath.report_from_files(sources, read, options, reading)
             if fast is not None:
                 return fast
         return build_report(load_panel(sources, db, read), options)

@@ -20,9 +20,6 @@ from .identity import describe_markets, resolve_markets
 from .locations import demo_dir, demo_inputs, workspace_path
 from .survey import ReadOptions, read_surveys
 
-FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
-FAST_BYTES_DEFAULT = 1024**2
-
 
 @dataclass(frozen=True)
 class SurveyInfo:
@@ -167,15 +164,6 @@ def _read_demo(folder: Path) -> Panel:
     return panel_from_observations(
         observations, origin="demo", surveys=surveys, default_survey=manifest.get("default")
     )
-
-
-def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
-    """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off?"""
-    threshold = int(os.environ.get(FAST_BYTES_ENV, FAST_BYTES_DEFAULT))
-    paths = [Path(s) for s in sources]
-    if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
-        return False
-    return sum(p.stat().st_size for p in paths) >= threshold
 
 
 def load_panel(

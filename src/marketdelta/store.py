@@ -21,7 +21,8 @@ import duckdb
 import pandas as pd
 
 from .__about__ import __version__
-from .errors import InputError, MarketdeltaError, Problem, WorkspaceError
+from .engine import quiet_connection
+from .errors import InputError, Problem, WorkspaceError
 from .identity import Merge, exact_labels, resolve_markets
 from .sources import Panel, SurveyInfo, refuse_conflicts
 from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observations
@@ -29,7 +30,6 @@ from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observa
 SCHEMA_VERSION = 3
 OLDEST_READABLE = 1  # older workspaces are read through temporary tables (`_read_as_current`)
 LOCK_WAIT_ENV = "MARKETDELTA_LOCK_WAIT"  # seconds to wait for a busy workspace (default 5)
-THREADS_ENV = "MARKETDELTA_THREADS"  # cores DuckDB may use (default: all)
 
 # Observations are stored compactly, in `observed`: numbers for the survey, the market and the
 # way the row wrote the market's name (`spellings`), and the row's other cells in `details` for
@@ -859,26 +859,6 @@ def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
                 f"{path}: not a marketdelta workspace or not readable "
                 f"({_first_line(str(error))}); choose another path with --db"
             ) from None
-
-
-def quiet_connection(database: str = ":memory:", read_only: bool = False):
-    """A DuckDB connection that never draws its own progress bar (it would land in our
-    output, e.g. in the middle of a JSON report), on `$MARKETDELTA_THREADS` cores if set."""
-    config = {"threads": threads} if (threads := _threads()) else {}
-    connection = duckdb.connect(database, read_only=read_only, config=config)
-    connection.execute("SET enable_progress_bar = false")
-    return connection
-
-
-def _threads() -> int | None:
-    setting = os.environ.get(THREADS_ENV, "").strip()
-    if not setting:
-        return None
-    if not setting.isdigit() or int(setting) < 1:
-        raise MarketdeltaError(
-            f"{THREADS_ENV}={setting!r}: give a number of cores, such as 2, or unset it to use all"
-        )
-    return int(setting)
 
 
 def _first_line(text: str) -> str:

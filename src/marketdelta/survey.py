@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem
+from .header import HEADER_SYNONYMS, MAX_COLUMNS, sniff_delimiter
 
 DEFAULT_SURVEY = "default"
 MAX_AREA_M2 = 1_000_000.0
 FIRST_YEAR = 1960
 MAX_FILE_BYTES = 2 * 1024**3
-MAX_COLUMNS = 10_000
 
 MARKET_COLUMNS = ["market_id", "market", "town", "province", "lat", "lon"]
 OBSERVATION_COLUMNS = [
@@ -61,7 +61,6 @@ KNOWN_COLUMNS = {
     "status",
     "notes",
 }
-HEADER_SYNONYMS = {"latitude": "lat", "longitude": "lon", "lng": "lon", "coords": "coordinates"}
 
 _YEAR_HEADER = re.compile(r"^\d{4}$")
 # Shared with the DuckDB fast path (RE2 reads the same syntax).
@@ -250,12 +249,6 @@ def _guess_encoding(data: bytes) -> str:
     high = np.frombuffer(data, dtype=np.uint8) >= 0x80
     paired = high[:-1] & high[1:]
     return "CP949" if paired.sum() * 2 >= high.sum() * 0.8 else "CP1252"
-
-
-def sniff_delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] > 0 else ","
 
 
 def _split_rows(name: str, text: str) -> tuple[list[str], list[list[str]], list[int]]:
