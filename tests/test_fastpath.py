@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from marketdelta import fastpath
 from marketdelta.errors import MarketdeltaError
+from marketdelta.fastread import FAST_BYTES_ENV, reading_early, start_reading
 from marketdelta.report import ReportOptions, build_report
 from marketdelta.sources import read_files
 from marketdelta.survey import ReadOptions
@@ -111,6 +112,52 @@ def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monk
     result = run("report", *files)
     assert result.exit_code == 1
     assert "MARKETDELTA_THREADS='all': give a number of cores" in result.stderr
+
+
+def test_a_report_reads_early_and_closes_the_read(generated, monkeypatch):
+    """`reading_early` starts the read before pandas is imported: the same report, and the
+    connection closed once the report is done."""
+    read, options = ReadOptions(), ReportOptions()
+    with reading_early([generated], None) as reading:
+        assert reading is None  # 128 kB: under the fast path's threshold
+    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+    with reading_early([generated], None, compare="other") as reading:
+        assert reading is None  # comparisons take the reference path
+    with reading_early([generated], None) as reading:
+        early = fastpath.report_from_files([generated], read, options, reading)
+    assert early is not None
+    assert early.to_dict() == fastpath.report_from_files([generated], read, options).to_dict()
+    with pytest.raises(duckdb.ConnectionException):
+        reading.connection.execute("SELECT 1")
+
+
+def test_a_read_left_unused_is_stopped_and_closed(generated):
+    reading = start_reading([generated], None)
+    reading.close()
+    with pytest.raises(duckdb.ConnectionException):
+        reading.connection.execute("SELECT 1")
+
+
+def test_a_file_duckdb_cannot_read_is_explained_by_the_reference_reader(tmp_path, run, monkeypatch):
+    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+    bad = write(tmp_path / "bad.csv", 'market,year,stall_area_m2\nA,2020,1\n"B,2020,2\n')
+    with reading_early([bad], None) as reading:
+        assert fastpath.report_from_files([bad], ReadOptions(), ReportOptions(), reading) is None
+    result = run("report", bad)
+    assert result.exit_code == 1
+    assert "unmatched double quote" in result.stderr
+
+
+def test_a_file_named_like_a_pattern_is_read_as_named(tmp_path, run, run_json, monkeypatch):
+    """DuckDB reads `a[1].csv` as a pattern, which matches `a1.csv`: the fast path leaves
+    such names to the reference reader (before, it reported `a1.csv`)."""
+    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+    named = write(tmp_path / "a[1].csv", "market,year,stall_area_m2\nA,2020,100\nA,2021,150\n")
+    write(tmp_path / "a1.csv", "market,year,stall_area_m2\nA,2020,100\nA,2021,999\n")
+    assert run_json("report", named)["net_m2"] == 50
+    db = tmp_path / "ws.duckdb"
+    assert run("import", named, "--db", db).exit_code == 0
+    assert run_json("report", "--db", db)["net_m2"] == 50
 
 
 def _table(db: Path, sql: str) -> list:
