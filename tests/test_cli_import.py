@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 from conftest import write
 
 from marketdelta.sources import demo_dir
@@ -349,10 +350,15 @@ def test_sigkill_mid_import_keeps_the_earlier_state(tmp_path, run, run_json):
         assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
 
 
-def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run):
+@pytest.mark.parametrize("fast_bytes", ["0", str(10**12)])  # the fast import, the reference one
+def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run, monkeypatch, fast_bytes):
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", fast_bytes)
     db = tmp_path / "ws.duckdb"
     run("import", STALLS[0], "--db", db)
     before = digest(db)
+    plain = write(
+        tmp_path / "plain.csv", "market,year,stall_area_m2\nA,2020,1\n"
+    )  # fast-path shape
     holder = _python(
         f"""
         import duckdb, time
@@ -365,7 +371,7 @@ def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run):
         assert holder.stdout.readline().strip() == "HOLDING"
         os.environ["MARKETDELTA_LOCK_WAIT"] = "0.5"
         started = time.monotonic()
-        result = run("import", STALLS[1], "--db", db)
+        result = run("import", plain, "--db", db)
         assert time.monotonic() - started >= 0.5
         assert result.exit_code == 1
         assert "in use by another marketdelta command" in result.stderr

@@ -146,6 +146,11 @@ def test_a_file_duckdb_cannot_read_is_explained_by_the_reference_reader(tmp_path
     result = run("report", bad)
     assert result.exit_code == 1
     assert "unmatched double quote" in result.stderr
+    fresh = tmp_path / "new.duckdb"
+    result = run("import", bad, "--db", fresh)  # read while pandas imports, then declined
+    assert result.exit_code == 1
+    assert "unmatched double quote" in result.stderr
+    assert not fresh.exists()
 
 
 def test_a_file_named_like_a_pattern_is_read_as_named(tmp_path, run, run_json, monkeypatch):

@@ -409,6 +409,25 @@ def _boxes_notice(missing: str) -> str:
     )
 
 
+def _fast_import(path, files, read, declarations, early):
+    """`fastpath.import_files` in the workspace, on the early read's connection if given; the
+    workspace is closed when it returns (the reference import opens it again)."""
+    import duckdb
+
+    from . import fastpath
+    from .store import Workspace
+
+    connection, reading = None, early.reading if early else None
+    if reading is not None:
+        try:
+            connection = reading.wait()
+        except duckdb.Error:  # the reference reader says what is wrong with the file
+            reading.close()
+            return None
+    with Workspace.open(path, write=True, connection=connection) as workspace:
+        return fastpath.import_files(workspace, files, read, declarations, reading)
+
+
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Survey CSV files to check.")],
@@ -476,40 +495,44 @@ def import_(
     declared = any(v is not None for v in (measure, known_markets, compare, title))
     if declared and survey is None:
         raise typer.BadParameter("needs --survey NAME", param_hint="'--measure/--known-markets'")
+    from .fastread import importing_early
     from .locations import import_path
-    from .store import SurveyDeclaration
 
-    declarations = (
-        [
-            SurveyDeclaration(
-                survey, title, measure.value if measure else None, known_markets, compare
-            )
-        ]
-        if declared and survey
-        else []
-    )
     path = import_path(db)
     try:
-        with _working("Importing", quiet):
-            plan = _import(files, path, year, survey, replace, strict, dry_run, declarations)
+        with (
+            _working("Importing", quiet),
+            importing_early(files, path, year, not (dry_run or replace or strict)) as early,
+        ):
+            from .store import SurveyDeclaration
+
+            declarations = (
+                [
+                    SurveyDeclaration(
+                        survey, title, measure.value if measure else None, known_markets, compare
+                    )
+                ]
+                if declared and survey
+                else []
+            )
+            plan = _import(files, path, year, survey, replace, strict, dry_run, declarations, early)
     except MarketdeltaError as error:
         _fail(error)
     _notify(plan.summary(dry_run) + ([] if dry_run else [f"workspace: {path}"]), quiet)
 
 
-def _import(files, path, year, survey, replace, strict, dry_run, declarations):
+def _import(files, path, year, survey, replace, strict, dry_run, declarations, early=None):
     """Validate, plan against the current workspace (read-only), then write if asked, under
-    the write lock; the plan is made again there only if another import came in between."""
-    from . import fastpath
+    the write lock; the plan is made again there only if another import came in between.
+    `early` is the fast import's start (`fastread.importing_early`), if the caller made it."""
     from .fastread import fast_path_wanted
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
 
     read = ReadOptions(year=year, survey=survey)
-    if not (dry_run or replace or strict) and fast_path_wanted(files):
-        fresh = not path.exists()
-        with Workspace.open(path, write=True) as workspace:
-            fast = fastpath.import_files(workspace, files, read, declarations)
+    if early is not None or (not (dry_run or replace or strict) and fast_path_wanted(files)):
+        fresh = early.fresh if early else not path.exists()
+        fast = _fast_import(path, files, read, declarations, early)
         if fast is not None:
             return fast
         if fresh:  # declined: leave no trace of the attempt

@@ -101,26 +101,31 @@ class FastImport:
                 "0 already present", *self.merges]  # fmt: skip
 
 
-def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImport | None:
+def import_files(
+    workspace, sources, read: ReadOptions, declarations, reading: RawRead | None = None
+) -> FastImport | None:
     """Import large plain files inside DuckDB, in one transaction; None when the reference
     import must decide (already imported, rows already in the workspace, possible fuzzy
-    merges, anything the fast reader declines)."""
+    merges, anything the fast reader declines). `reading` is the files' read into the
+    workspace's connection, done (`fastread.importing_early`)."""
     from .store import DETAIL_COLUMNS
 
     con = workspace.db
-    headers = plain_headers(sources, read.year)
+    headers = reading.headers if reading else plain_headers(sources, read.year)
     if headers is None:
         return None
     survey = read.survey or DEFAULT_SURVEY
     fresh = workspace.is_new
-    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL while DuckDB reads
-        reading = pool.submit(lambda: [_read_bytes(Path(s)) for s in sources])
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL while DuckDB works
+        hashing = pool.submit(lambda: [_read_bytes(Path(s)) for s in sources])
         try:
+            if reading is None:
+                read_raw(con, sources, headers, read.year)
             grouped = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
         except (duckdb.Error, _Decline):
             grouped = None
         try:
-            read_bytes = reading.result()
+            read_bytes = hashing.result()
         except OSError:  # the reference import says what is wrong with the file
             return None
     hashes = [b.sha256 for b in read_bytes]
@@ -155,12 +160,12 @@ def import_files(workspace, sources, read: ReadOptions, declarations) -> FastImp
 
 
 def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existing: bool):
-    """Load the files into the view `incoming` (the rows to store, keyed by spelling group,
-    with their cells as the reference reader cleans them) and the table `keys` (each group's
-    label, market key, spelling, town, province and coordinates, first year and file).
+    """From the files' cells in `raw`, define the view `incoming` (the rows to store, keyed by
+    spelling group, with their cells as the reference reader cleans them) and the table `keys`
+    (each group's label, market key, spelling, town, province and coordinates, first year and
+    file).
     Returns the columns the files have and whether each market is one group, or None when
     the reference import must decide."""
-    read_raw(con, sources, headers, read.year)
     present = present_columns(headers, read.year)
     if not _observations(con, sources, present, read):
         return None

@@ -16,6 +16,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from .header import plain_long_header
@@ -108,13 +109,20 @@ def _text(value: str) -> str:
 
 
 class RawRead:
-    """`read_raw` of plain files, running on a thread in a new connection of its own."""
+    """`read_raw` of plain files, running on a thread, in `connection` (a new in-memory one if
+    not given), which it closes when closed."""
 
-    def __init__(self, sources: Sequence[str | Path], headers: list[Header], year: int | None):
+    def __init__(
+        self,
+        sources: Sequence[str | Path],
+        headers: list[Header],
+        year: int | None,
+        connection=None,
+    ):
         from .engine import quiet_connection
 
         self.sources, self.headers, self.year = list(sources), headers, year
-        self.connection = quiet_connection()
+        self.connection = connection or quiet_connection()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -160,3 +168,37 @@ def reading_early(
     finally:
         if reading is not None:
             reading.close()
+
+
+@dataclass
+class EarlyImport:
+    """A fast import's start: the read of its files into the workspace's connection, and
+    whether the workspace is new (the file did not exist before the connection made it)."""
+
+    reading: RawRead
+    fresh: bool
+
+
+@contextmanager
+def importing_early(
+    sources: Sequence[str | Path], path: Path, year: int | None, allowed: bool
+) -> Iterator[EarlyImport | None]:
+    """For an import the fast path may take (`allowed`, and large plain files): the workspace
+    opened now, waiting for its lock, with the files' read into it started on a thread while
+    the caller imports what it needs; else None. The workspace must not be used before the
+    read ends (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
+    if not (allowed and fast_path_wanted(sources) and path.parent.is_dir()):
+        yield None
+        return
+    headers = plain_headers(sources, year)
+    if headers is None:
+        yield None
+        return
+    from .engine import connect_workspace
+
+    fresh = not path.exists()
+    reading = RawRead(sources, headers, year, connect_workspace(path, read_only=False))
+    try:
+        yield EarlyImport(reading, fresh)
+    finally:
+        reading.close()

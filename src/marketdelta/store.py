@@ -9,8 +9,6 @@ write-ahead log makes a `kill -9` at any moment safe too).
 from __future__ import annotations
 
 import hashlib
-import os
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from .__about__ import __version__
-from .engine import quiet_connection
+from .engine import connect_workspace, first_line, quiet_connection
 from .errors import InputError, Problem, WorkspaceError
 from .identity import Merge, exact_labels, resolve_markets
 from .sources import Panel, SurveyInfo, refuse_conflicts
@@ -29,7 +27,6 @@ from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observa
 
 SCHEMA_VERSION = 3
 OLDEST_READABLE = 1  # older workspaces are read through temporary tables (`_read_as_current`)
-LOCK_WAIT_ENV = "MARKETDELTA_LOCK_WAIT"  # seconds to wait for a busy workspace (default 5)
 
 # Observations are stored compactly, in `observed`: numbers for the survey, the market and the
 # way the row wrote the market's name (`spellings`), and the row's other cells in `details` for
@@ -304,13 +301,20 @@ class Workspace:
         return cls(Path(path), quiet_connection(":memory:"), write=False)
 
     @classmethod
-    def open(cls, path: str | Path, write: bool = False) -> Workspace:
+    def open(
+        cls,
+        path: str | Path,
+        write: bool = False,
+        connection: duckdb.DuckDBPyConnection | None = None,
+    ) -> Workspace:
+        """Open the workspace at `path`, or, given its `connection` (`engine.connect_workspace`,
+        as `fastread.importing_early` opens it), the workspace on that connection."""
         path = Path(path)
         if not write and not path.exists():
             raise WorkspaceError(f"{path}: no workspace here; create one with `marketdelta import`")
         if write and not path.parent.exists():
             raise WorkspaceError(f"{path.parent}: no such directory for the workspace")
-        connection = _connect(path, read_only=not write)
+        connection = connection or connect_workspace(path, read_only=not write)
         workspace = cls(path, connection, write)
         try:
             workspace._check_schema()
@@ -330,7 +334,10 @@ class Workspace:
 
     def _tables(self) -> set[str]:
         return {
-            row[0] for row in self.db.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            row[0]
+            for row in self.db.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE NOT temporary"
+            ).fetchall()
         }
 
     def _check_schema(self) -> None:
@@ -559,7 +566,7 @@ class Workspace:
                 yield
         except (duckdb.Error, OSError) as error:
             raise WorkspaceError(
-                f"{self.path}: could not write the workspace ({_first_line(str(error))}); "
+                f"{self.path}: could not write the workspace ({first_line(str(error))}); "
                 "nothing was written. Check free disk space and permissions, then import again"
             ) from None
 
@@ -834,35 +841,6 @@ class _Transaction:
             self.db.execute("COMMIT")
         else:
             self.db.execute("ROLLBACK")
-
-
-def _connect(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the database, waiting a few seconds if another process holds it."""
-    deadline = time.monotonic() + float(os.environ.get(LOCK_WAIT_ENV, "5"))
-    while True:
-        try:
-            return quiet_connection(str(path), read_only=read_only)
-        except duckdb.IOException as error:
-            text = str(error)
-            if "lock" not in text.lower():
-                raise WorkspaceError(
-                    f"{path}: cannot open the workspace ({_first_line(text)})"
-                ) from None
-            if time.monotonic() > deadline:
-                raise WorkspaceError(
-                    f"{path}: the workspace is in use by another marketdelta command; "
-                    "try again when it has finished"
-                ) from None
-            time.sleep(0.1)
-        except duckdb.Error as error:
-            raise WorkspaceError(
-                f"{path}: not a marketdelta workspace or not readable "
-                f"({_first_line(str(error))}); choose another path with --db"
-            ) from None
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text
 
 
 def _against_existing(
