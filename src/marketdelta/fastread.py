@@ -4,10 +4,11 @@
 each row's market and town, and the typed columns (`CASTS`). `fastpath.py` checks the cells
 and computes the report from there.
 
-No pandas here. `marketdelta report` starts the read on a thread (`reading_early`) and imports
-pandas meanwhile, which takes most of a second of one core. The read is a single SQL statement,
-so DuckDB runs it without the GIL: a call of its Python API such as `read_csv` would wait for
-pandas' import to finish.
+No pandas here. `marketdelta report` and `import` start the read on a thread
+(`reading_early`, `importing_early`) and import pandas meanwhile, which takes most of a second
+of one core. The read is a single SQL statement, with plain values as parameters, so DuckDB
+runs it without the GIL; a call of its Python API such as `read_csv` would wait for pandas'
+import to finish. A report or an import of 10⁶ markets takes ≈ 0.6 s less for it.
 """
 
 from __future__ import annotations
@@ -84,13 +85,17 @@ def read_raw(con, sources: Sequence[str | Path], headers: Sequence[Header], year
     `_stall_area_m2`, ...)."""
     present = present_columns(headers, year)
     stored = sorted((FAST_COLUMNS & present) | {"town"})  # absent columns are not stored
-    parts = []
+    parts, parameters = [], {}
     for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
         select = ", ".join(f'"{c}"' if c in names else f"NULL::VARCHAR AS {c}" for c in stored)
-        columns = ", ".join(f"{_text(n)}: 'VARCHAR'" for n in names)
+        parameters |= {
+            f"path_{index}": str(source),
+            f"columns_{index}": dict.fromkeys(names, "VARCHAR"),
+            f"delimiter_{index}": delimiter,
+        }
         # No sniffing: the header is known, and sniffing costs 15-35 ms, more for larger files.
-        read = f"""read_csv({_text(str(source))}, header = true, auto_detect = false,
-                            columns = {{{columns}}}, delim = {_text(delimiter)},
+        read = f"""read_csv($path_{index}, header = true, auto_detect = false,
+                            columns = $columns_{index}, delim = $delimiter_{index},
                             quote = '"', escape = '"')"""
         parts.append(f"SELECT {select}, {index} AS file FROM {read}")
     typed = {c: cast for c, cast in casts(present, year).items() if c in present}
@@ -99,13 +104,9 @@ def read_raw(con, sources: Sequence[str | Path], headers: Sequence[Header], year
         f"""CREATE TEMP TABLE raw AS
             SELECT *, hash(market, town) AS h, hash(town, market, 'check') AS h_check,
                    {", ".join(f"{cast} AS _{column}" for column, cast in typed.items())}
-            FROM ({" UNION ALL ".join(parts)})"""
+            FROM ({" UNION ALL ".join(parts)})""",
+        parameters,
     )
-
-
-def _text(value: str) -> str:
-    """`value` as an SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 class RawRead:

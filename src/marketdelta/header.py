@@ -1,7 +1,7 @@
 """What a survey file's first line says: its delimiter and its column names.
 
 Shared by the reference reader (`survey.py`) and the fast reader (`fastread.py`). No pandas:
-`marketdelta report` looks at a large file's header before it imports pandas.
+`marketdelta report` and `import` look at a large file's header before they import pandas.
 """
 
 from __future__ import annotations
