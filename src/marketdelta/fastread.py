@@ -87,15 +87,18 @@ def read_raw(con, sources: Sequence[str | Path], headers: Sequence[Header], year
     stored = sorted((FAST_COLUMNS & present) | {"town"})  # absent columns are not stored
     parts, parameters = [], {}
     for index, (source, (names, delimiter)) in enumerate(zip(sources, headers, strict=True)):
-        select = ", ".join(f'"{c}"' if c in names else f"NULL::VARCHAR AS {c}" for c in stored)
-        parameters |= {
-            f"path_{index}": str(source),
-            f"columns_{index}": dict.fromkeys(names, "VARCHAR"),
-            f"delimiter_{index}": delimiter,
-        }
+        # The columns are named by position (c0, c1, ...): no text of the file is put into the
+        # SQL. The path and delimiter are parameters; a dict parameter would make DuckDB wait
+        # for pandas' import, so the columns are written out.
+        position = {name: i for i, name in enumerate(names)}
+        select = ", ".join(
+            f"c{position[c]} AS {c}" if c in position else f"NULL::VARCHAR AS {c}" for c in stored
+        )
+        columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
+        parameters |= {f"path_{index}": str(source), f"delimiter_{index}": delimiter}
         # No sniffing: the header is known, and sniffing costs 15-35 ms, more for larger files.
         read = f"""read_csv($path_{index}, header = true, auto_detect = false,
-                            columns = $columns_{index}, delim = $delimiter_{index},
+                            columns = {{{columns}}}, delim = $delimiter_{index},
                             quote = '"', escape = '"')"""
         parts.append(f"SELECT {select}, {index} AS file FROM {read}")
     typed = {c: cast for c, cast in casts(present, year).items() if c in present}
