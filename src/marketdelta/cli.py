@@ -409,25 +409,6 @@ def _boxes_notice(missing: str) -> str:
     )
 
 
-def _fast_import(path, files, read, declarations, early):
-    """`fastpath.import_files` in the workspace, on the early read's connection if given; the
-    workspace is closed when it returns (the reference import opens it again)."""
-    import duckdb
-
-    from . import fastpath
-    from .store import Workspace
-
-    connection, reading = None, early.reading if early else None
-    if reading is not None:
-        try:
-            connection = reading.wait()
-        except duckdb.Error:  # the reference reader says what is wrong with the file
-            reading.close()
-            return None
-    with Workspace.open(path, write=True, connection=connection) as workspace:
-        return fastpath.import_files(workspace, files, read, declarations, reading)
-
-
 @app.command()
 def validate(
     files: Annotated[list[Path], typer.Argument(help="Survey CSV files to check.")],
@@ -525,6 +506,7 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations, e
     """Validate, plan against the current workspace (read-only), then write if asked, under
     the write lock; the plan is made again there only if another import came in between.
     `early` is the fast import's start (`fastread.importing_early`), if the caller made it."""
+    from . import fastpath
     from .fastread import fast_path_wanted
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
@@ -532,7 +514,7 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations, e
     read = ReadOptions(year=year, survey=survey)
     if early is not None or (not (dry_run or replace or strict) and fast_path_wanted(files)):
         fresh = early.fresh if early else not path.exists()
-        fast = _fast_import(path, files, read, declarations, early)
+        fast = fastpath.import_into(path, files, read, declarations, early)
         if fast is not None:
             return fast
         if fresh:  # declined: leave no trace of the attempt

@@ -37,6 +37,7 @@ from . import metrics
 from .errors import MarketdeltaError
 from .fastread import (
     FAST_COLUMNS,
+    EarlyImport,
     RawRead,
     casts,
     plain_headers,
@@ -99,6 +100,25 @@ class FastImport:
     def summary(self, dry_run: bool = False) -> list[str]:
         return [f"{self.files} file(s): added {self.added} observations, replaced 0, "
                 "0 already present", *self.merges]  # fmt: skip
+
+
+def import_into(
+    path: Path, sources, read: ReadOptions, declarations, early: EarlyImport | None = None
+) -> FastImport | None:
+    """`import_files` into the workspace at `path`, opened and closed here (the reference
+    import opens it again); on the early import's connection if given
+    (`fastread.importing_early`), once its read has ended."""
+    from .store import Workspace
+
+    connection, reading = None, early.reading if early else None
+    if reading is not None:
+        try:
+            connection = reading.wait()
+        except duckdb.Error:  # the reference reader says what is wrong with the file
+            reading.close()
+            return None
+    with Workspace.open(path, write=True, connection=connection) as workspace:
+        return import_files(workspace, sources, read, declarations, reading)
 
 
 def import_files(
