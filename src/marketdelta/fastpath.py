@@ -352,7 +352,7 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
     stored = (FAST_COLUMNS & present) | {"town"}
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
-    typed = {c: cast for c, cast in casts(present, read.year).items() if c in present}
+    typed = casts(present, read.year)
     if not _casts_agree(con, typed, read) or _rows_break_rules(con, present):
         return False
 

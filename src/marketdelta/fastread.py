@@ -66,9 +66,9 @@ def plain_headers(sources: Sequence[str | Path], year: int | None) -> list[Heade
 
 
 def casts(present: set[str], year: int | None) -> dict[str, str]:
-    """SQL reading each column with a rule (NULL for the columns the files lack); `year` is
-    the year given for files without a year column."""
-    typed = {c: cast.format(c=c) if c in present else "NULL" for c, cast in CASTS.items()}
+    """SQL reading each column with a rule that the files have; `year` is the year given for
+    files without a year column."""
+    typed = {c: cast.format(c=c) for c, cast in CASTS.items() if c in present}
     if year is not None:
         typed["year"] = f"coalesce({typed['year']}, {int(year)})"
     return typed
@@ -101,7 +101,7 @@ def read_raw(con, sources: Sequence[str | Path], headers: Sequence[Header], year
                             columns = {{{columns}}}, delim = $delimiter_{index},
                             quote = '"', escape = '"')"""
         parts.append(f"SELECT {select}, {index} AS file FROM {read}")
-    typed = {c: cast for c, cast in casts(present, year).items() if c in present}
+    typed = casts(present, year)
     # A second, independent hash tells two pairs apart should the first ever collide.
     con.execute(
         f"""CREATE TEMP TABLE raw AS
@@ -191,10 +191,9 @@ def importing_early(
     opened now, waiting for its lock, with the files' read into it started on a thread while
     the caller imports what it needs; else None. The workspace must not be used before the
     read ends (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
-    if not (allowed and fast_path_wanted(sources) and path.parent.is_dir()):
-        yield None
-        return
-    headers = plain_headers(sources, year)
+    headers = None
+    if allowed and fast_path_wanted(sources) and path.parent.is_dir():
+        headers = plain_headers(sources, year)
     if headers is None:
         yield None
         return
