@@ -36,7 +36,8 @@ def _threads() -> int | None:
 
 
 def connect_workspace(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the database, waiting a few seconds if another process holds it."""
+    """Open a workspace's database file, waiting a few seconds (`$MARKETDELTA_LOCK_WAIT`) if
+    another process holds it."""
     deadline = time.monotonic() + float(os.environ.get(LOCK_WAIT_ENV, "5"))
     while True:
         try:
@@ -61,4 +62,5 @@ def connect_workspace(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
 
 
 def first_line(text: str) -> str:
+    """The first line of DuckDB's message, for ours."""
     return text.strip().splitlines()[0] if text.strip() else text
