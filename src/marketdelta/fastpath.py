@@ -11,12 +11,13 @@ non-ASCII name — returns None, and the caller uses the reference reader, which
 problem precisely. Tests check that both paths give the same report.
 
 How the files flow, table by table (all temporary, in one DuckDB connection):
-`raw` (every cell as text, a hash of each row's market and town as written, the typed columns)
-→ `obs` (a view of typed observations keyed by that hash) → `measured` (`obs` with the area of
-the report's measure) → `described` (one row per spelling: names, baseline, end, checks) and
-`labels` (each spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after
-which `described` is computed again for the merged markets → `panel` (the rows the annual
-window, partitioned by the hash, and the closures list read). A workspace starts at `obs`, a
+`raw` (`fastread.read_raw`, started before pandas is imported: every cell as text, a hash of
+each row's market and town as written, the typed columns) → `obs` (a view of typed
+observations keyed by that hash) → `measured` (`obs` with the area of the report's measure) →
+`described` (one row per spelling: names, baseline, end, checks) and `labels` (each
+spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after which
+`described` is computed again for the merged markets → `panel` (the rows the annual window,
+partitioned by the hash, and the closures list read). A workspace starts at `obs`, a
 view of its stored observations of one survey, keyed by market number. A fast import stores
 `incoming` (`obs` with its cells cleaned) and each group's market (`keys`).
 """

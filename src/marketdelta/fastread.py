@@ -78,7 +78,9 @@ def present_columns(headers: Sequence[Header], year: int | None) -> set[str]:
     return {n for names, _ in headers for n in names} | ({"year"} if year is not None else set())
 
 
-def read_raw(con, sources: Sequence[str | Path], headers: Sequence[Header], year: int | None):
+def read_raw(
+    con, sources: Sequence[str | Path], headers: Sequence[Header], year: int | None
+) -> None:
     """Read every file into the temporary table `raw`, in one statement: the columns the fast
     path knows as text (NULL where a file lacks one), the file's number, the hashes of the
     (market, town) pair as written, and each column with a rule as DuckDB reads it (`_year`,
