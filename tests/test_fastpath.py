@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from conftest import FIXTURES, write
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marketdelta import fastpath
+from marketdelta import fastpath, fastread
 from marketdelta.errors import MarketdeltaError
 from marketdelta.fastread import FAST_BYTES_ENV, reading_early, start_reading
 from marketdelta.report import ReportOptions, build_report
@@ -87,6 +88,21 @@ def test_messy_but_valid_file(tmp_path):
 def test_declines_what_it_does_not_handle(tmp_path, text):
     path = write(tmp_path / "x.csv", text)
     assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
+
+
+def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
+    """Two (market, town) pairs with one hash would be one market to every step after the
+    grouping: the fast report and import leave such files to the reference path."""
+    monkeypatch.setattr(fastread, "PAIR_HASH", "hash(length(market))")  # A and B collide
+    text = "market,town,year,stall_area_m2\nA,T,2020,10\nB,T,2020,20\nA,T,2022,15\n"
+    path = write(tmp_path / "x.csv", text)
+    assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    report = run("report", path, "--format", "json")
+    assert json.loads(report.stdout)["markets"] == 2
+    db = tmp_path / "ws.duckdb"
+    assert run("import", path, "--db", db).exit_code == 0
+    assert _table(db, "SELECT count(*) FROM markets") == [(2,)]
 
 
 def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monkeypatch):

@@ -371,7 +371,7 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
         SELECT h AS market_key, market, town, {text("province")}, {number("lat")},
                {number("lon")}, NULL::VARCHAR AS market_id, _year AS year,
                {stall} AS stall_area_m2, {number("open_area_m2")},
-               {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, file, h_check,
+               {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, file,
                rowid AS row
         FROM raw"""
     )
@@ -521,8 +521,7 @@ def _report(
 
 BASELINE_END = ["baseline_year", "baseline_m2", "end_year", "end_m2"]
 NAME_KEY = (
-    "'nt:' || lower(replace(any_value(market), ' ', '')) || '|' "
-    "|| lower(replace(coalesce(any_value(town), ''), ' ', ''))"
+    "'nt:' || lower(replace(market, ' ', '')) || '|' || lower(replace(coalesce(town, ''), ' ', ''))"
 )
 
 
@@ -533,11 +532,13 @@ def _describe(
     mine: str,
     parameters: dict | None,
     extra: str = "",
+    by: str = "market_key",
 ) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
     pass over `table` (with the measured `area`), into the table `described`: one row per
-    `market_key`; `observed` counts the rows, up to the end year, that the report is about.
-    Without `parameters` (the period's start and end), the markets only (for an import)."""
+    group of the columns `by`; `observed` counts the rows, up to the end year, that the report
+    is about. Without `parameters` (the period's start and end), the markets only (for an
+    import)."""
     periods = ""
     if parameters is not None:
         mine = f"area IS NOT NULL AND year <= $end AND {mine}"
@@ -554,22 +555,22 @@ def _describe(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE described AS
         SELECT market_key, {first + "," if first else ""} min(year) AS first_year {periods} {extra}
-        FROM {table} GROUP BY market_key""",
+        FROM {table} GROUP BY {by}""",
         parameters or {},
     )
 
 
-def _first_values(order: str, present: set[str], trimmed: bool, constant: set[str]) -> str:
+def _first_values(order: str, present: set[str], trimmed: bool, grouped: set[str]) -> str:
     """SQL for each market's first recorded id, spelling, town, province and coordinates;
-    columns in `constant` are the same on every row of a market."""
+    the columns `grouped` are grouped by."""
     columns = []
     for c in ("market_id", "market", "town", "province", "lat", "lon"):
         text = c not in ("lat", "lon")
         value = f"trim({c})" if text and trimmed else c
         if c not in present:
             columns.append(f"NULL::{'VARCHAR' if text else 'DOUBLE'} AS {c}")
-        elif c in constant:
-            columns.append(f"nullif({value.replace(c, f'any_value({c})')}, '') AS {c}")
+        elif c in grouped:
+            columns.append(f"nullif({value}, '') AS {c}")
         else:
             keep = f"{value} <> ''" if text else f"{c} IS NOT NULL"
             columns.append(f"arg_min({value}, {order}) FILTER (WHERE {keep}) AS {c}")
@@ -613,18 +614,25 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
     names compared without case and spaces) into `labels`. Declines names that Python would
     compare differently, hash collisions and markets observed twice in a year. Without
-    `parameters`, for an import: where each group was first met, and no period figures."""
-    market, town = "any_value(market)", "any_value(town)"  # one spelling per hash
+    `parameters`, for an import: where each group was first met, and no period figures.
+
+    The rows are grouped by the names themselves, with their hash first (DuckDB groups by
+    text as fast as by a number, and the hash keys every later step); two groups with one hash
+    would be taken for one market there, and are declined."""
     placed = "min(year) FILTER (WHERE lat IS NOT NULL)" if "lat" in present else "NULL::INTEGER"
     met = ", min(file) AS first_file, min(row) AS first_row" if parameters is None else ""
-    checks = f""", {NAME_KEY} AS label, min(h_check) <> max(h_check) AS collided,
-        {market} IS NULL OR trim({market}) = '' OR {_not_plain_ascii(market)}
-            OR {_not_plain_ascii(f"coalesce({town}, '')")} AS unusual,
+    checks = f""", {NAME_KEY} AS label,
+        market IS NULL OR trim(market) = '' OR {_not_plain_ascii("market")}
+            OR {_not_plain_ascii("coalesce(town, '')")} AS unusual,
         {placed} AS placed_year {met}, {REPEATED}"""
     first = _first_values("year", present, True, {"market", "town"})
-    _describe(con, "measured", first, "true", parameters, extra=checks)
-    if con.execute("SELECT bool_or(collided OR unusual) FROM described").fetchall()[0][0]:
-        raise _Decline("a name that the reference reader compares in its own way")
+    by = "market_key, market, town"
+    _describe(con, "measured", first, "true", parameters, extra=checks, by=by)
+    unusual, collided = con.execute(
+        "SELECT bool_or(unusual), count(*) <> count(DISTINCT market_key) FROM described"
+    ).fetchall()[0]
+    if unusual or collided:
+        raise _Decline("a name that the reference reader compares in its own way, or a hash")
     _refuse_repeats(con)
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
 

@@ -41,6 +41,8 @@ CASTS = {
     "lon": "try_cast({c} AS DOUBLE)",
     "status": "CASE lower(trim({c})) WHEN 'open' THEN 'open' WHEN 'closed' THEN 'closed' END",
 }
+# The key of a (market, town) pair as written; `fastpath` declines pairs that share one.
+PAIR_HASH = "hash(market, town)"
 Header = tuple[list[str], str]  # the normalised column names and the delimiter
 
 
@@ -82,7 +84,7 @@ def read_raw(
     con, sources: Sequence[str | Path], headers: Sequence[Header], year: int | None
 ) -> None:
     """Read every file into the temporary table `raw`, in one statement: the columns the fast
-    path knows as text (NULL where a file lacks one), the file's number, the hashes of the
+    path knows as text (NULL where a file lacks one), the file's number, the hash of the
     (market, town) pair as written, and each column with a rule as DuckDB reads it (`_year`,
     `_stall_area_m2`, ...)."""
     present = present_columns(headers, year)
@@ -104,10 +106,9 @@ def read_raw(
                             quote = '"', escape = '"')"""
         parts.append(f"SELECT {select}, {index} AS file FROM {read}")
     typed = casts(present, year)
-    # A second, independent hash tells two pairs apart should the first ever collide.
     con.execute(
         f"""CREATE TEMP TABLE raw AS
-            SELECT *, hash(market, town) AS h, hash(town, market, 'check') AS h_check,
+            SELECT *, {PAIR_HASH} AS h,
                    {", ".join(f"{cast} AS _{column}" for column, cast in typed.items())}
             FROM ({" UNION ALL ".join(parts)})""",
         parameters,
