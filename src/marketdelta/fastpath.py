@@ -484,15 +484,18 @@ def _report(
         "CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, area "
         f"FROM measured WHERE area IS NOT NULL AND year <= {int(end)}"
     )
-    closed = described.loc[markets["closed"].to_numpy(), ["id"]]  # by position: no hashing
-    con.register("closed_ids", closed.assign(number=range(len(closed))))
+    closed = markets["closed"].to_numpy()
+    closed_ids = described["id"].to_numpy()[closed]  # by position: the keys are not hashed
+    con.register("closed_ids", pd.DataFrame({"id": closed_ids, "number": range(len(closed_ids))}))
     closed_rows = con.execute(
         "SELECT c.number AS market_key, p.year, p.area FROM panel p "
         "JOIN closed_ids c ON p.market_key = c.id ORDER BY c.number, p.year"
     ).df()
     # Closures computed on the closed markets' numbers (faster than on text), then named.
-    numbered = pd.DataFrame({"closed": True}, index=pd.RangeIndex(len(closed), name="market_key"))
-    closures = metrics.closures(closed_rows, numbered, end).set_axis(closed.index)
+    numbered = pd.DataFrame(
+        {"closed": True}, index=pd.RangeIndex(len(closed_ids), name="market_key")
+    )
+    closures = metrics.closures(closed_rows, numbered, end).set_axis(described.index[closed])
     compare = None
     if other is not None:
         _survey_view(con, "other_obs", other.name)
@@ -583,9 +586,9 @@ def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     _describe(con, "measured", "", "true", {"start": start, "end": end})
     return _fetch_described(
         con,
-        """SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
-                  m.market_key AS label
-           FROM described d JOIN markets m ON m.market_no = d.market_key""",
+        """(SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
+                   m.market_key AS label
+            FROM described d JOIN markets m ON m.market_no = d.market_key)""",
     )
 
 
@@ -605,8 +608,10 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         first = _first_values("year", present, True, set())
         _describe(con, "measured", first, "true", parameters, extra=f", {REPEATED}")
         _refuse_repeats(con)
-    query = "SELECT d.*, l.label FROM described d JOIN labels l USING (market_key)"
-    return _fetch_described(con, query), notices
+    source = "described"  # with each group's label, unless merged markets were described again
+    if renames:
+        source = "(SELECT d.*, l.label FROM described d JOIN labels l USING (market_key))"
+    return _fetch_described(con, source), notices
 
 
 def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
@@ -647,14 +652,15 @@ def _refuse_repeats(con) -> None:
         raise _Decline("a market is observed twice in one year")
 
 
-def _fetch_described(con, query: str) -> pd.DataFrame:
-    """The described markets with an observed area, indexed by their key (`label`), as
-    `identity.describe_markets` gives them; `id` is the key in the SQL tables."""
+def _fetch_described(con, source: str) -> pd.DataFrame:
+    """The described markets of `source` (a table, or a query in parentheses) with an observed
+    area, indexed by their key (`label`), as `identity.describe_markets` gives them; `id` is
+    the key in the SQL tables."""
     frame = _arrow_frame(
         con.sql(
             f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
                        lat, lon, {", ".join(BASELINE_END)}
-                FROM ({query}) WHERE observed > 0 ORDER BY label"""
+                FROM {source} WHERE observed > 0 ORDER BY label"""
         )
     )
     return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")

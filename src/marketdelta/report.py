@@ -170,7 +170,8 @@ class Report:
                 "change_m2": area(self.top.change_m2),
                 "share_of_net": ratio(self.top.share_of_net),
                 "share_of_additions": ratio(self.top.share_of_additions),
-                "markets": [self.markets.loc[k, "market"] for k in self.top.markets],
+                # the names by ranking again: a lookup by key indexes every market's key
+                "markets": metrics.rank_by_change(self.markets, self.top.k)["market"].tolist(),
             },
             "contributors": [
                 {
@@ -244,9 +245,12 @@ class Report:
     def closure_table(self) -> pd.DataFrame:
         """Closed markets with where they were and what they had, by name."""
         closed = self.markets.loc[self.markets["closed"].to_numpy()]  # a join hashes every key
-        return self.closures.join(closed[["market", "town", "province", "lat", "lon"]]).sort_values(
-            "market", kind="stable"
-        )
+        where = closed[["market", "town", "province", "lat", "lon"]]
+        if self.closures.index.equals(where.index):  # as both paths give them: no join needed
+            table = pd.concat([self.closures, where.set_axis(self.closures.index)], axis=1)
+        else:
+            table = self.closures.join(where)
+        return table.sort_values("market", kind="stable")
 
 
 def area(value: float | None) -> float | int | None:
