@@ -363,6 +363,7 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
     def number(c: str, kind: str = "DOUBLE") -> str:
         return f"_{c} AS {c}" if c in typed else f"NULL::{kind} AS {c}"
 
+    file = "file" if len(sources) > 1 else "0 AS file"  # `read_raw` numbers several files only
     stall = "_stall_area_m2"
     if "status" in typed:
         stall = f"CASE WHEN _status = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END"
@@ -371,7 +372,7 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
         SELECT h AS market_key, market, town, {text("province")}, {number("lat")},
                {number("lon")}, NULL::VARCHAR AS market_id, _year AS year,
                {stall} AS stall_area_m2, {number("open_area_m2")},
-               {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, file,
+               {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, {file},
                rowid AS row
         FROM raw"""
     )

@@ -84,9 +84,9 @@ def read_raw(
     con, sources: Sequence[str | Path], headers: Sequence[Header], year: int | None
 ) -> None:
     """Read every file into the temporary table `raw`, in one statement: the columns the fast
-    path knows as text (NULL where a file lacks one), the file's number, the hash of the
-    (market, town) pair as written, and each column with a rule as DuckDB reads it (`_year`,
-    `_stall_area_m2`, ...)."""
+    path knows as text (NULL where a file lacks one), the file's number (if there are several),
+    the hash of the (market, town) pair as written, and each column with a rule as DuckDB reads
+    it (`_year`, `_stall_area_m2`, ...)."""
     present = present_columns(headers, year)
     stored = sorted((FAST_COLUMNS & present) | {"town"})  # absent columns are not stored
     parts, parameters = [], {}
@@ -104,7 +104,9 @@ def read_raw(
         read = f"""read_csv($path_{index}, header = true, auto_detect = false,
                             columns = {{{columns}}}, delim = $delimiter_{index},
                             quote = '"', escape = '"')"""
-        parts.append(f"SELECT {select}, {index} AS file FROM {read}")
+        # A file's number only when there are several: a column costs ≈ 0.2 s on 15 M rows.
+        number = f", {index} AS file" if len(sources) > 1 else ""
+        parts.append(f"SELECT {select}{number} FROM {read}")
     typed = casts(present, year)
     con.execute(
         f"""CREATE TEMP TABLE raw AS
