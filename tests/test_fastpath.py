@@ -58,6 +58,15 @@ def test_hand_made_files():
     assert fast == reference
 
 
+def test_years_over_a_long_span(tmp_path):
+    data = write(
+        tmp_path / "y.csv",
+        "market,year,stall_area_m2\nA,1960,1\nA,2025,2\nB,1990,5\nB,2020,0\nC,2025,7\n",
+    )
+    fast, reference = both([data])
+    assert fast == reference
+
+
 def test_messy_but_valid_file(tmp_path):
     data = write(
         tmp_path / "m.csv",
@@ -80,6 +89,7 @@ def test_messy_but_valid_file(tmp_path):
     [
         "market,year,stall_area_m2\nA,2020,-1\n",  # a bad cell
         "market,year,stall_area_m2\nA,2020,1\nA,2020,2\n",  # a market twice in a year
+        "market,year,stall_area_m2\nA,1960,1\nA,2025,2\nA,2025,3\n",  # ... over 64 years
         'market,year,stall_area_m2,coordinates\nA,2020,1,"39.1, 125.1"\n',  # unusual column
         "market,2020,2021\nA,1,2\n",  # wide layout
         "market,year,stall_area_m2\nCafé,2020,1\n",  # non-ASCII name

@@ -548,10 +548,12 @@ def _describe(
         mine = f"area IS NOT NULL AND year <= $end AND {mine}"
         # The baseline (the latest observation at or before the start, else the first after
         # it) is the one with the largest `baseline` key: its year up to the start, minus its
-        # distance after it. Two aggregates instead of four (≈ 0.2 s on 10⁶ markets).
+        # distance after it (a negative key), from which its year follows. Two aggregates
+        # instead of four (≈ 0.2 s on 10⁶ markets), one of them `max` (≈ 0.1 s less again).
         baseline = "CASE WHEN year <= $start THEN year ELSE $start - year END"
+        key = f"max({baseline}) FILTER (WHERE {mine})"
         periods = f""",
-              arg_max(year, {baseline}) FILTER (WHERE {mine}) AS baseline_year,
+              CASE WHEN {key} >= 0 THEN {key} ELSE $start - {key} END AS baseline_year,
               arg_max(area, {baseline}) FILTER (WHERE {mine}) AS baseline_m2,
               max(year) FILTER (WHERE {mine}) AS end_year,
               arg_max(area, year) FILTER (WHERE {mine}) AS end_m2,
@@ -607,7 +609,7 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         )
         con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM merged")
         first = _first_values("year", present, True, set())
-        _describe(con, "measured", first, "true", parameters, extra=f", {REPEATED}")
+        _describe(con, "measured", first, "true", parameters, extra=f", {_repeated(con)}")
         _refuse_repeats(con)
     source = "described"  # with each group's label, unless merged markets were described again
     if renames:
@@ -630,7 +632,7 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     checks = f""", {NAME_KEY} AS label,
         market IS NULL OR trim(market) = '' OR {_not_plain_ascii("market")}
             OR {_not_plain_ascii("coalesce(town, '')")} AS unusual,
-        {placed} AS placed_year {met}, {REPEATED}"""
+        {placed} AS placed_year {met}, {_repeated(con)}"""
     first = _first_values("year", present, True, {"market", "town"})
     by = "market_key, market, town"
     _describe(con, "measured", first, "true", parameters, extra=checks, by=by)
@@ -643,9 +645,16 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
 
 
-# A market observed twice in one year: the reference path collapses identical rows and
-# refuses different ones; the fast path leaves both to it.
-REPEATED = f"count(*) <> bit_count(bit_or(1::HUGEINT << (year - {FIRST_YEAR}))) AS repeated"
+def _repeated(con) -> str:
+    """SQL: is the group observed twice in a year (`repeated`)? The reference path collapses
+    identical rows and refuses different ones; the fast path leaves both to it. Each row sets
+    its year's bit, in 64 bits when the years of `measured` span fewer (≈ 0.15 s less on 10⁶
+    markets than 128 bits, which hold every possible year since `FIRST_YEAR`)."""
+    first, last = con.execute("SELECT min(year), max(year) FROM measured").fetchall()[0]
+    kind, base = "HUGEINT", FIRST_YEAR
+    if first is not None and last - first < 64:
+        kind, base = "UBIGINT", first
+    return f"count(*) <> bit_count(bit_or(1::{kind} << (year - {int(base)})::{kind})) AS repeated"
 
 
 def _refuse_repeats(con) -> None:
