@@ -78,6 +78,22 @@ def test_json_closures_written_a_column_at_a_time_read_as_the_generic_encoder(tm
     assert render.to_json(none_closed) == render._dumps(none_closed.to_dict(), "") + "\n"
 
 
+def test_closures_are_named_whatever_their_order(tmp_path):
+    """`Report.closure_table` puts the closures beside their markets by position when both are
+    in the same order (as the report builders give them), and joins them otherwise."""
+    survey = write(
+        tmp_path / "c.csv",
+        "market,town,year,stall_area_m2\nB,T,2020,5\nB,T,2021,0\nA,U,2020,7\nA,U,2021,0\n"
+        "C,T,2020,1\nC,T,2021,2\n",
+    )
+    result = md.build_report(md.read([survey]))
+    table = result.closure_table()
+    result.closures = result.closures.iloc[::-1]
+    assert result.closure_table().equals(table)
+    assert table["market"].tolist() == ["A", "B"]
+    assert table["town"].tolist() == ["U", "T"]
+
+
 def test_csv_report_reads_back_as_the_table_of_markets(tmp_path):
     import csv
     import io
