@@ -41,6 +41,7 @@ from .fastread import (
     EarlyImport,
     RawRead,
     casts,
+    numbers_files,
     plain_headers,
     present_columns,
     read_raw,
@@ -363,7 +364,7 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
     def number(c: str, kind: str = "DOUBLE") -> str:
         return f"_{c} AS {c}" if c in typed else f"NULL::{kind} AS {c}"
 
-    file = "file" if len(sources) > 1 else "0 AS file"  # `read_raw` numbers several files only
+    file = "file" if numbers_files(sources) else "0 AS file"
     stall = "_stall_area_m2"
     if "status" in typed:
         stall = f"CASE WHEN _status = 'closed' THEN coalesce({stall}, 0) ELSE {stall} END"
@@ -640,7 +641,7 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
         "SELECT bool_or(unusual), count(*) <> count(DISTINCT market_key) FROM described"
     ).fetchall()[0]
     if unusual or collided:
-        raise _Decline("a name that the reference reader compares in its own way, or a hash")
+        raise _Decline("a name the reference reader compares its own way, or a shared hash")
     _refuse_repeats(con)
     con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
 
