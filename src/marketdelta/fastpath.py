@@ -531,22 +531,16 @@ NAME_KEY = (
 
 
 def _describe(
-    con,
-    table: str,
-    first: str,
-    mine: str,
-    parameters: dict | None,
-    extra: str = "",
-    by: str = "market_key",
+    con, first: str, parameters: dict | None, extra: str = "", by: str = "market_key"
 ) -> None:
     """`identity.describe_markets` (the SQL `first`) and `metrics.baseline_and_end` in one
-    pass over `table` (with the measured `area`), into the table `described`: one row per
+    pass over `measured` (with the measured `area`), into the table `described`: one row per
     group of the columns `by`; `observed` counts the rows, up to the end year, that the report
     is about. Without `parameters` (the period's start and end), the markets only (for an
     import)."""
     periods = ""
     if parameters is not None:
-        mine = f"area IS NOT NULL AND year <= $end AND {mine}"
+        mine = "area IS NOT NULL AND year <= $end"
         # The baseline (the latest observation at or before the start, else the first after
         # it) is the one with the largest `baseline` key: its year up to the start, minus its
         # distance after it (a negative key), from which its year follows. Two aggregates
@@ -562,7 +556,7 @@ def _describe(
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE described AS
         SELECT market_key, {first + "," if first else ""} min(year) AS first_year {periods} {extra}
-        FROM {table} GROUP BY {by}""",
+        FROM measured GROUP BY {by}""",
         parameters or {},
     )
 
@@ -587,7 +581,7 @@ def _first_values(order: str, present: set[str], trimmed: bool, grouped: set[str
 def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     """A workspace's markets: as first recorded in any survey (its `markets` table, kept by
     every import), with their baseline and end in this one."""
-    _describe(con, "measured", "", "true", {"start": start, "end": end})
+    _describe(con, "", {"start": start, "end": end})
     return _fetch_described(
         con,
         """(SELECT d.*, m.market_id, m.name AS market, m.town, m.province, m.lat, m.lon,
@@ -610,7 +604,7 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
         )
         con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM merged")
         first = _first_values("year", present, True, set())
-        _describe(con, "measured", first, "true", parameters, extra=f", {_repeated(con)}")
+        _describe(con, first, parameters, extra=f", {_repeated(con)}")
         _refuse_repeats(con)
     source = "described"  # with each group's label, unless merged markets were described again
     if renames:
@@ -636,7 +630,7 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
         {placed} AS placed_year {met}, {_repeated(con)}"""
     first = _first_values("year", present, True, {"market", "town"})
     by = "market_key, market, town"
-    _describe(con, "measured", first, "true", parameters, extra=checks, by=by)
+    _describe(con, first, parameters, extra=checks, by=by)
     unusual, collided = con.execute(
         "SELECT bool_or(unusual), count(*) <> count(DISTINCT market_key) FROM described"
     ).fetchall()[0]
