@@ -100,6 +100,38 @@ def test_declines_what_it_does_not_handle(tmp_path, text):
     assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
 
 
+@pytest.mark.parametrize(
+    ("year", "area"),
+    [
+        ("1800", "10"),  # written as DuckDB writes the year back, but not a survey year
+        ("2020.0", "10"),
+        ("+2020", "10"),
+        ("2020", "9e2"),
+        ("2020", "1_000"),
+        ("2020", "900."),
+        ("2020", "inf"),
+        ("2020", "nan"),
+        ("2020", "0x10"),
+        ("2020", "99999999999"),  # written back the same way, but larger than any market
+        ("2020", "-5"),
+    ],
+)
+def test_cells_duckdb_reads_but_the_reference_refuses_are_declined(tmp_path, year, area):
+    """Most cells are not kept as text (`fastread.AS_WRITTEN`); the refused ones still are, or
+    are given back from their value."""
+    path = write(
+        tmp_path / "x.csv",
+        f"market,year,stall_area_m2\nA,2021,10\nB,2021,20\nA,{year},{area}\n",
+    )
+    assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
+
+
+def test_a_year_given_for_blank_cells_reads_as_on_the_reference_path(tmp_path):
+    data = write(tmp_path / "g.csv", "market,year,stall_area_m2\nA,,10\nB,2021,20\nA,2022,15\n")
+    fast, reference = both([data], ReadOptions(year=2020))
+    assert fast == reference
+
+
 def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
     """Two (market, town) pairs with one hash would be one market to every step after the
     grouping: the fast report and import leave such files to the reference path."""

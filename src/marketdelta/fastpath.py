@@ -46,6 +46,7 @@ from .fastread import (
     present_columns,
     read_raw,
     start_reading,
+    written_cells,
 )
 from .identity import CELL_DEGREES, fuzzy_merges, with_history
 from .report import Report, ReportOptions, assemble, period
@@ -384,7 +385,7 @@ def _casts_agree(con, typed: dict[str, str], read: ReadOptions) -> bool:
     """Does every distinct value of each column pass the rules of `survey.py`, and does DuckDB
     read it as `survey.py` does?"""
     for column, expression in typed.items():
-        values = [v for (v,) in con.execute(f"SELECT DISTINCT {column} FROM raw").fetchall()]
+        values = [v for (v,) in con.execute(written_cells(column)).fetchall()]
         expected = _reference_reading(column, values, read)
         if expected is None:
             return False
