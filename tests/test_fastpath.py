@@ -280,6 +280,27 @@ def test_fast_import_of_messy_files_into_a_workspace_that_has_markets(tmp_path, 
     _same_workspaces(run, fast_db, slow_db)
 
 
+def test_fast_import_of_several_files_numbers_markets_as_the_reference_does(
+    tmp_path, run, monkeypatch
+):
+    """Markets, spellings and aliases numbered in the order first seen, across the files of
+    one import (each alias with the import of the file that first brought it)."""
+    fast_db, slow_db = tmp_path / "fast.duckdb", tmp_path / "slow.duckdb"
+    header = "market,town,year,stall_area_m2\n"
+    first = write(tmp_path / "a.csv", header + "Stall 2,T,2020,5\nStall 1,T,2020,1\n")
+    second = write(tmp_path / "b.csv", header + "Stall 3,T,2021,7\nStall 1,T,2021,2\n")
+    _import_both(run, monkeypatch, [first, second], fast_db, slow_db)
+    _same_workspaces(run, fast_db, slow_db)
+    numbers = (
+        "SELECT m.name, m.market_no, a.import_id FROM markets m JOIN aliases a USING (market_key)"
+    )
+    assert sorted(_table(fast_db, numbers)) == [
+        ("Stall 1", 2, 1),
+        ("Stall 2", 1, 1),
+        ("Stall 3", 3, 2),
+    ]
+
+
 def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
     """Import with the fast path (and check it was taken), then with the reference import."""
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")

@@ -199,8 +199,8 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
         f"""CREATE OR REPLACE TEMP TABLE keys AS
         SELECT d.market_key, d.label, {"coalesce(a.market_key, d.label)" if existing else "d.label"}
                    AS key, d.market AS spelling, d.town, d.province, d.lat, d.lon, d.first_year,
-               d.first_row, n.name AS first_file
-        FROM described d {alias} JOIN file_names n ON n.file = d.first_file"""
+               d.first_row, d.first_file
+        FROM described d {alias}"""
     )
     one_group_each = con.execute("SELECT count(*) = count(DISTINCT key) FROM keys").fetchall()[0][0]
     if _fuzzy_partners(con, existing, one_group_each):
