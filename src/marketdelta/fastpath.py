@@ -195,8 +195,9 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
     _hashed_groups(con, present, None)
     alias = "LEFT JOIN aliases a ON a.label = d.label" if existing else ""
+    kind = "TABLE" if existing else "VIEW"  # a new workspace's keys are the labels: no join
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE keys AS
+        f"""CREATE OR REPLACE TEMP {kind} keys AS
         SELECT d.market_key, d.label, {"coalesce(a.market_key, d.label)" if existing else "d.label"}
                    AS key, d.market AS spelling, d.town, d.province, d.lat, d.lon, d.first_year,
                d.first_row, d.first_file
