@@ -93,6 +93,8 @@ def test_messy_but_valid_file(tmp_path):
         'market,year,stall_area_m2,coordinates\nA,2020,1,"39.1, 125.1"\n',  # unusual column
         "market,2020,2021\nA,1,2\n",  # wide layout
         "market,year,stall_area_m2\nCafé,2020,1\n",  # non-ASCII name
+        "market,year,stall_area_m2\nA\x1f,2020,1\nA,2021,2\n",  # Python strips \x1f as a space
+        "market,town,year,stall_area_m2\nA,T\x01,2020,1\n",  # any control character
     ],
 )
 def test_declines_what_it_does_not_handle(tmp_path, text):

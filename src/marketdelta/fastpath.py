@@ -433,10 +433,10 @@ def _rows_break_rules(con, present: set[str]) -> bool:
 
 
 def _not_plain_ascii(text: str) -> str:
-    """Non-ASCII (more bytes than characters) or a control character: such names are compared
-    with Python's casefold and whitespace rules, so they take the reference path."""
-    controls = " OR ".join(f"contains({text}, chr({c}))" for c in (9, 10, 11, 12, 13))
-    return f"strlen({text}) <> length({text}) OR {controls}"
+    """Non-ASCII (more bytes than characters) or any control character: such names are
+    compared with Python's casefold and whitespace rules (which strip the separators
+    chr(28)-chr(31) as well as tabs and line breaks), so they take the reference path."""
+    return rf"strlen({text}) <> length({text}) OR regexp_matches({text}, '[\x00-\x1f\x7f]')"
 
 
 def _survey_view(con, name: str, survey: str) -> None:
