@@ -95,6 +95,8 @@ def test_messy_but_valid_file(tmp_path):
         "market,year,stall_area_m2\nCafé,2020,1\n",  # non-ASCII name
         "market,year,stall_area_m2\nA\x1f,2020,1\nA,2021,2\n",  # Python strips \x1f as a space
         "market,town,year,stall_area_m2\nA,T\x01,2020,1\n",  # any control character
+        "market,province,year,stall_area_m2\nA,P\t,2020,1\nB,P,2020,2\n",  # Python strips the tab
+        "market,year,stall_area_m2,notes\nA,2020,1,\u3000x\n",  # ... and a wide space
     ],
 )
 def test_declines_what_it_does_not_handle(tmp_path, text):

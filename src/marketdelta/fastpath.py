@@ -357,7 +357,11 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
     typed = casts(present, read.year)
-    if not _casts_agree(con, typed, read) or _rows_break_rules(con, present):
+    if (
+        not _casts_agree(con, typed, read)
+        or _rows_break_rules(con, present)
+        or _trimmed_otherwise(con, present)
+    ):
         return False
 
     def text(c: str) -> str:
@@ -430,6 +434,28 @@ def _rows_break_rules(con, present: set[str]) -> bool:
         return False
     query = f"SELECT count(*) FROM raw WHERE {' OR '.join(f'({r})' for r in rules)}"
     return bool(con.execute(query).fetchall()[0][0])
+
+
+# A character Python's `str.strip` removes and DuckDB's `trim` keeps (it removes spaces only),
+# or another control character.
+_STRIPPED = (
+    r"[\x00-\x1f\x7f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}"
+    r"\x{3000}]"
+)
+
+
+def _trimmed_otherwise(con, present: set[str]) -> bool:
+    """Does a province, source or note begin or end with a character that the reference
+    reader strips and DuckDB's `trim` does not (a tab, a no-break space, ...)? Checked on the
+    distinct values."""
+    pattern = f"^ *{_STRIPPED}|{_STRIPPED} *$"
+    for column in ("province", "source", "notes"):
+        if column in present:
+            values = f"SELECT DISTINCT {column} AS v FROM raw"
+            query = f"SELECT bool_or(regexp_matches(v, $p)) FROM ({values})"
+            if con.execute(query, {"p": pattern}).fetchall()[0][0]:
+                return True
+    return False
 
 
 def _not_plain_ascii(text: str) -> str:
