@@ -11,8 +11,9 @@ non-ASCII name — returns None, and the caller uses the reference reader, which
 problem precisely. Tests check that both paths give the same report.
 
 How the files flow, table by table (all temporary, in one DuckDB connection):
-`raw` (`fastread.read_raw`, started before pandas is imported: every cell as text, a hash of
-each row's market and town as written, the typed columns) → `obs` (a view of typed
+`raw` (`fastread.read_raw`, started before pandas is imported: the cells as text, but for year
+and area cells that their value writes back; a hash of each row's market and town as written;
+the typed columns) → `obs` (a view of typed
 observations keyed by that hash) → `measured` (`obs` with the area of the report's measure) →
 `described` (one row per spelling: names, baseline, end, checks) and `labels` (each
 spelling's key, rule 2 of market identity) → rule 3 on the few candidates, after which

@@ -1,8 +1,9 @@
 """The fast path's first step: the cells of large plain survey files, read into DuckDB as text.
 
-`read_raw` makes the table `raw` in one pass over the files: every cell as written, a hash of
-each row's market and town, and the typed columns (`CASTS`). `fastpath.py` checks the cells
-and computes the report from there.
+`read_raw` makes the table `raw` in one pass over the files: every cell as written (but year
+and area cells that their value writes back the same way, `AS_WRITTEN`), a hash of each row's
+market and town, and the typed columns (`CASTS`). `fastpath.py` checks the cells and computes
+the report from there.
 
 No pandas here. `marketdelta report` and `import` start the read on a thread
 (`reading_early`, `importing_early`) and import pandas meanwhile, which takes most of a second
