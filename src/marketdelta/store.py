@@ -629,14 +629,28 @@ class Workspace:
                 FROM new_markets d JOIN ({_numbered_rows("new_markets")}) n ON d.rowid = n.id"""
         )
 
-    def _market_count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM markets").fetchall()[0][0]
-
-    def _number_groups(self) -> None:
-        """Number the fast import's groups (`keys`) into `numbered` and add their markets and
-        spellings, for a workspace without markets where each group is a market: one number
-        serves as both, in the order first seen, as `_number_markets` and `_number_spellings`
-        would give them, without their joins on text (≈ 1 s for a million markets)."""
+    def _number_groups(self, one_group_each: bool) -> None:
+        """Add the markets and spellings of the fast import's groups (`keys`) that are new, and
+        give each group its market and spelling numbers (`numbered`). In a workspace without
+        markets where each group is a market, one number serves as both, in the order first
+        seen, as `_number_markets` and `_number_spellings` would give them, without their joins
+        on text (≈ 1 s less for a million markets)."""
+        markets = self.db.execute("SELECT count(*) FROM markets").fetchall()[0][0]
+        if not one_group_each or markets:
+            self._number_markets(_markets_of_groups(one_group_each))
+            self._number_spellings(
+                "SELECT NULL::VARCHAR AS market_id, spelling AS market, town, "
+                "first_row AS first_seen FROM keys",
+                distinct=one_group_each,
+            )
+            self.db.execute(
+                """CREATE OR REPLACE TEMP TABLE numbered AS
+                    SELECT k.market_key, m.market_no, w.spelling_no
+                    FROM keys k JOIN markets m ON m.market_key = k.key
+                         JOIN spellings w ON w.market_id IS NULL AND w.market = k.spelling
+                              AND w.town IS NOT DISTINCT FROM k.town"""
+            )
+            return
         self.db.execute(
             """CREATE OR REPLACE TEMP TABLE numbered AS
                SELECT market_key, number AS market_no, number AS spelling_no FROM (
@@ -743,22 +757,7 @@ class Workspace:
                     [row.import_id, row.name, row.sha256, row.rows, row.rows, survey, now,
                      __version__],
                 )  # fmt: skip
-            if one_group_each and self._market_count() == 0:
-                self._number_groups()
-            else:
-                self._number_markets(_markets_of_groups(one_group_each))
-                self._number_spellings(
-                    "SELECT NULL::VARCHAR AS market_id, spelling AS market, town, "
-                    "first_row AS first_seen FROM keys",
-                    distinct=one_group_each,
-                )
-                self.db.execute(
-                    """CREATE OR REPLACE TEMP TABLE numbered AS
-                        SELECT k.market_key, m.market_no, w.spelling_no
-                        FROM keys k JOIN markets m ON m.market_key = k.key
-                             JOIN spellings w ON w.market_id IS NULL AND w.market = k.spelling
-                                  AND w.town IS NOT DISTINCT FROM k.town"""
-                )
+            self._number_groups(one_group_each)
             number = "(SELECT survey_no FROM surveys WHERE name = $survey)"
             rows = "incoming o JOIN numbered n USING (market_key) JOIN import_ids i USING (file)"
             self.db.execute(
