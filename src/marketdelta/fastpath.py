@@ -185,9 +185,10 @@ def import_files(
 
 def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existing: bool):
     """From the files' cells in `raw`, define the view `incoming` (the rows to store, keyed by
-    spelling group, with their cells as the reference reader cleans them) and the table `keys`
-    (each group's label, market key, spelling, town, province and coordinates, first year and
-    file).
+    spelling group, with their cells as the reference reader cleans them) and `keys` (each
+    group's label, market key, spelling, town, province and coordinates, first year, first row
+    and file number; a view of `described` for a new workspace, a table joined to the aliases
+    otherwise).
     Returns the columns the files have and whether each market is one group, or None when
     the reference import must decide."""
     present = present_columns(headers, read.year)

@@ -739,12 +739,12 @@ class Workspace:
     ) -> int:
         """Write what `fastpath.import_files` prepared, in one transaction: its view `incoming`
         (the rows to store, keyed by spelling group, with the `details` columns the files
-        have), its table `keys` (each group's label, market key, spelling, town, first year and
-        first row) and `files` (each file's `file` number, `name`, `sha256`, `rows` and
-        `first_row`). With `exact`, the groups describe their markets as the rows would (a new
-        workspace, no provinces or coordinates). With `one_group_each`, each market is one
-        group, and so each label and each spelling (as trimmed, which keeps the label). Returns
-        the number of observations added."""
+        have), its `keys` (each group's label, market key, spelling, town, first year, first row
+        and the number of the file it was first met in) and `files` (each file's `file` number,
+        `name`, `sha256`, `rows` and `first_row`). With `exact`, the groups describe their
+        markets as the rows would (a new workspace, no provinces or coordinates). With
+        `one_group_each`, each market is one group, and so each label and each spelling (as
+        trimmed, which keeps the label). Returns the number of observations added."""
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.writing():
             self._prepare(declarations, [survey])
