@@ -132,6 +132,14 @@ def _markets_of_groups(one_group_each: bool) -> str:
                FROM keys GROUP BY key"""
 
 
+def _line_of_row(files: pd.DataFrame) -> str:
+    """SQL: the line of the fast import's row `o` in its file: its position (`row`, counted
+    over all `files`), less its file's `first_row`, after the header. A `CASE` on the file's
+    number, not a join to the files (≈ 0.15 s less on 15 M rows)."""
+    first = " ".join(f"WHEN {int(f.file)} THEN {int(f.first_row)}" for f in files.itertuples())
+    return f"(o.row - CASE o.file {first} END + 2)::INTEGER"
+
+
 def _numbered_rows(table: str) -> str:
     """SQL numbering the rows (`id`) of `table` 1, 2, ... in the order they were first seen
     (`number`). Sorting the row ids alone, then joining, is twice as fast as sorting the
@@ -748,22 +756,20 @@ class Workspace:
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.writing():
             self._prepare(declarations, [survey])
-            start = self._last_import_id()
-            ids = files.assign(import_id=range(start + 1, start + 1 + len(files)))
-            self.db.register("import_ids", ids)
-            for row in ids.itertuples(index=False):
+            first_id = self._last_import_id() + 1
+            for row in files.itertuples(index=False):
                 self.db.execute(
                     "INSERT INTO imports VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                    [row.import_id, row.name, row.sha256, row.rows, row.rows, survey, now,
+                    [first_id + row.file, row.name, row.sha256, row.rows, row.rows, survey, now,
                      __version__],
                 )  # fmt: skip
             self._number_groups(one_group_each)
             number = "(SELECT survey_no FROM surveys WHERE name = $survey)"
-            rows = "incoming o JOIN numbered n USING (market_key) JOIN import_ids i USING (file)"
+            rows = "incoming o JOIN numbered n USING (market_key)"
             self.db.execute(
                 f"""INSERT INTO observed
                     SELECT {number}, n.market_no, o.year, n.spelling_no, o.stall_area_m2,
-                           o.open_area_m2, i.import_id, (o.row - i.first_row + 2)::INTEGER
+                           o.open_area_m2, {first_id} + o.file, {_line_of_row(files)}
                     FROM {rows}""",
                 {"survey": survey},
             )
@@ -774,14 +780,14 @@ class Workspace:
                         WHERE {" OR ".join(f"{c} IS NOT NULL" for c in details)}""",
                     {"survey": survey},
                 )
-            groups = "keys k JOIN import_ids i ON i.file = k.first_file"
+            import_id = f"{first_id} + first_file"
             if one_group_each:  # each label is one group: nothing to aggregate
-                self._add_aliases(f"SELECT label, key, spelling, i.import_id FROM {groups}")
+                self._add_aliases(f"SELECT label, key, spelling, {import_id} FROM keys")
             else:
                 self._add_aliases(
                     f"""SELECT label, any_value(key), arg_min(spelling, first_year),
-                               min(i.import_id)
-                        FROM {groups} GROUP BY label"""
+                               min({import_id})
+                        FROM keys GROUP BY label"""
                 )
             if not exact:
                 self._refresh_markets("SELECT DISTINCT key AS market_key FROM keys")
