@@ -143,12 +143,17 @@ def read_raw(
 def written_cells(column: str) -> str:
     """SQL: the distinct cells (`cell`) of a column of `raw` with a rule, as the files wrote
     them; a blank cell is NULL. Where a year is given for blank cells, a blank cell is given as
-    that year, which reads the same."""
+    that year, which reads the same.
+
+    The cells kept as text and the values of the others are found apart: the distinct values
+    of one typed column are found twice as fast as those of a pair with a text (0.12-0.15 s
+    against 0.22-0.27 s for both columns of 15 M rows)."""
     if column not in AS_WRITTEN:
         return f"SELECT DISTINCT {column} AS cell FROM raw"
-    written = AS_WRITTEN[column].format(t=f"_{column}")
-    return f"""SELECT DISTINCT coalesce({column}, {written}) AS cell
-               FROM (SELECT DISTINCT {column}, _{column} FROM raw)"""
+    written = AS_WRITTEN[column].format(t="v")
+    return f"""SELECT DISTINCT {written} AS cell
+               FROM (SELECT DISTINCT _{column} AS v FROM raw WHERE {column} IS NULL)
+               UNION SELECT DISTINCT {column} FROM raw WHERE {column} IS NOT NULL"""
 
 
 class RawRead:
