@@ -644,10 +644,11 @@ def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.Data
 
 def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     """Describe the rows of `measured` grouped by a hash of their names as written (one group
-    per spelling), into `described`, and each group's key (`label`, rule 2 of market identity:
-    names compared without case and spaces) into `labels`. Declines names that Python would
-    compare differently, hash collisions and markets observed twice in a year. Without
-    `parameters`, for an import: where each group was first met, and no period figures.
+    per spelling), into `described`, and for a report each group's key (`label`, rule 2 of
+    market identity: names compared without case and spaces) into `labels` too. Declines names
+    that Python would compare differently, hash collisions and markets observed twice in a
+    year. Without `parameters`, for an import: where each group was first met, and no period
+    figures (and no `labels`: an import reads the keys from `described`).
 
     The rows are grouped by the names themselves, with their hash first (DuckDB groups by
     text as fast as by a number, and the hash keys every later step); two groups with one hash
@@ -667,7 +668,10 @@ def _hashed_groups(con, present: set[str], parameters: dict | None) -> None:
     if unusual or collided:
         raise _Decline("a name the reference reader compares its own way, or a shared hash")
     _refuse_repeats(con)
-    con.execute("CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described")
+    if parameters is not None:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE labels AS SELECT market_key, label FROM described"
+        )
 
 
 def _repeated(con) -> str:
