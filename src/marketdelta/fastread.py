@@ -147,7 +147,7 @@ def written_cells(column: str) -> str:
 
     The cells kept as text and the values of the others are found apart: the distinct values
     of one typed column are found twice as fast as those of a pair with a text (0.12-0.15 s
-    against 0.22-0.27 s for both columns of 15 M rows)."""
+    against 0.22-0.28 s for both columns of 15 M rows)."""
     if column not in AS_WRITTEN:
         return f"SELECT DISTINCT {column} AS cell FROM raw"
     written = AS_WRITTEN[column].format(t="v")
