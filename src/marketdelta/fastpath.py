@@ -3,7 +3,8 @@
 The reference path (`survey` → `identity` → `metrics`, in pandas) is the definition; this module
 computes the same panel-level ingredients (baseline and end per market, the annual series, the
 closed markets' histories) with SQL, so that a million markets take seconds, and hands them to
-`report.assemble`, which computes every other figure exactly as the reference path does.
+`report.market_figures` and `report.assemble`, which compute every other figure exactly as the
+reference path does.
 
 For files, the fast path is only taken for plain long-layout files whose every cell passes the
 same rules as `survey.py`. Anything else — a bad cell, a duplicate row, an unusual column, a
@@ -34,6 +35,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from . import metrics
 from .errors import MarketdeltaError
@@ -50,7 +52,7 @@ from .fastread import (
     written_cells,
 )
 from .identity import CELL_DEGREES, fuzzy_merges, with_history
-from .report import Report, ReportOptions, assemble, period
+from .report import Report, ReportOptions, assemble, market_figures, period
 from .sources import SurveyInfo
 from .survey import DEFAULT_SURVEY, FIRST_YEAR, CellChecker, ReadOptions
 
@@ -508,14 +510,21 @@ def _report(
             raise _Decline("the period is refused") from None
         raise
     if present is None:
-        described, notices = _workspace_markets(con, start, end), []
+        fetched, notices = _workspace_markets(con, start, end), []
     else:
-        described, notices = _file_markets(con, present, start, end)
-    markets = metrics.classify(described.drop(columns="id"), options.min_change)
+        fetched, notices = _file_markets(con, present, start, end)
     con.execute(
         "CREATE OR REPLACE TEMP VIEW panel AS SELECT market_key, year, area "
         f"FROM measured WHERE area IS NOT NULL AND year <= {int(end)}"
     )
+    # The annual series is computed in DuckDB, on a thread, while pandas takes the markets and
+    # computes their figures; nothing else uses the connection meanwhile.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        annual = pool.submit(_annual, con, "panel", start, end)
+        described = _described_frame(fetched)
+        markets = metrics.classify(described.drop(columns="id"), options.min_change)
+        figures = market_figures(markets, start, end, options.top)
+        annual = annual.result()
     closed = markets["closed"].to_numpy()
     closed_ids = described["id"].to_numpy()[closed]  # by position: the keys are not hashed
     con.register("closed_ids", pd.DataFrame({"id": closed_ids, "number": range(len(closed_ids))}))
@@ -537,7 +546,6 @@ def _report(
         )
         first, last = con.execute("SELECT min(year), max(year) FROM other_panel").fetchall()[0]
         compare = (other, _annual(con, "other_panel", first, last))
-    annual = _annual(con, "panel", start, end)
     return assemble(
         survey=survey,
         measure=measure,
@@ -545,6 +553,7 @@ def _report(
         end=end,
         years=[y for y in years if start <= y <= end],
         markets=markets,
+        figures=figures,
         annual=annual,
         closures=closures,
         compare=compare,
@@ -608,7 +617,7 @@ def _first_values(order: str, present: set[str], trimmed: bool, grouped: set[str
     return ", ".join(columns)
 
 
-def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
+def _workspace_markets(con, start: int, end: int) -> pa.Table:
     """A workspace's markets: as first recorded in any survey (its `markets` table, kept by
     every import), with their baseline and end in this one."""
     _describe(con, "", {"start": start, "end": end})
@@ -620,8 +629,9 @@ def _workspace_markets(con, start: int, end: int) -> pd.DataFrame:
     )
 
 
-def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pd.DataFrame, list[str]]:
-    """The markets of the files, described, with what rule 3 of market identity merged."""
+def _file_markets(con, present: set[str], start: int, end: int) -> tuple[pa.Table, list[str]]:
+    """The markets of the files, described (`_fetch_described`), with what rule 3 of market
+    identity merged."""
     parameters = {"start": start, "end": end}
     _hashed_groups(con, present, parameters)
     notices, renames = _identities(con)
@@ -691,30 +701,28 @@ def _refuse_repeats(con) -> None:
         raise _Decline("a market is observed twice in one year")
 
 
-def _fetch_described(con, source: str) -> pd.DataFrame:
+def _fetch_described(con, source: str) -> pa.Table:
     """The described markets of `source` (a table, or a query in parentheses) with an observed
-    area, indexed by their key (`label`), as `identity.describe_markets` gives them; `id` is
-    the key in the SQL tables."""
-    frame = _arrow_frame(
-        con.sql(
-            f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
-                       lat, lon, {", ".join(BASELINE_END)}
-                FROM {source} WHERE observed > 0 ORDER BY label"""
-        )
-    )
-    return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")
+    area, in the order of their key (`label`), as Arrow: `_described_frame` makes them the
+    frame `identity.describe_markets` gives."""
+    return con.sql(
+        f"""SELECT label AS market_key, market_key AS id, market_id, market, town, province,
+                   lat, lon, {", ".join(BASELINE_END)}
+            FROM {source} WHERE observed > 0 ORDER BY label"""
+    ).to_arrow_table()
 
 
-def _arrow_frame(relation) -> pd.DataFrame:
-    """A query's result as a DataFrame, through Arrow: text columns stay Arrow strings (the
-    `string` dtype), which is faster than building a Python object per cell."""
-    import pyarrow as pa
+def _described_frame(described: pa.Table) -> pd.DataFrame:
+    """The fetched markets indexed by their key (`label`); `id` is the key in the SQL tables.
+    Text columns stay Arrow strings (the `string` dtype), which is faster than building a
+    Python object per cell."""
 
     def text(kind):
         textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
         return pd.StringDtype("pyarrow") if textual or pa.types.is_string_view(kind) else None
 
-    return relation.to_arrow_table().to_pandas(types_mapper=text)
+    frame = described.to_pandas(types_mapper=text)
+    return frame.astype({"baseline_year": "int64", "end_year": "int64"}).set_index("market_key")
 
 
 def _identities(con) -> tuple[list[str], dict[int, int]]:

@@ -354,6 +354,7 @@ def build_report(panel: Panel, options: ReportOptions | None = None) -> Report:
         end=end,
         years=[y for y in years if start <= y <= end],
         markets=markets,
+        figures=market_figures(markets, start, end, options.top),
         annual=metrics.annual_series(rows, start, end),
         closures=metrics.closures(rows, markets, end),
         compare=compare,
@@ -382,6 +383,31 @@ def period(
     return start, end
 
 
+@dataclass(frozen=True)
+class MarketFigures:
+    """The figures over a period's markets, which need neither the annual series nor the
+    closures (the fast path computes them while DuckDB computes those)."""
+
+    totals: metrics.Totals
+    counts: metrics.Counts
+    top: metrics.Top
+    concentration: metrics.Concentration
+    latest_imagery: dict[int, int]
+
+
+def market_figures(markets: pd.DataFrame, start: int, end: int, top: int) -> MarketFigures:
+    """The figures over the classified `markets` of the period from `start` to `end`, with
+    the `top` largest contributors."""
+    totals = metrics.totals(markets, start, end)
+    return MarketFigures(
+        totals=totals,
+        counts=metrics.counts(markets),
+        top=metrics.top_k(markets, top, totals),
+        concentration=metrics.concentration(markets),
+        latest_imagery=metrics.latest_imagery(markets, markets["town"]),
+    )
+
+
 def assemble(
     *,
     survey: SurveyInfo,
@@ -390,6 +416,7 @@ def assemble(
     end: int,
     years: list[int],
     markets: pd.DataFrame,
+    figures: MarketFigures,
     annual: pd.DataFrame,
     closures: pd.DataFrame,
     compare: tuple[SurveyInfo, pd.DataFrame] | None,
@@ -397,9 +424,9 @@ def assemble(
     notices: list[str],
     origin: str,
 ) -> Report:
-    """The report from its panel-level ingredients (per-market changes, annual series,
-    closures), however they were computed: the figures over markets are computed here."""
-    totals = metrics.totals(markets, start, end)
+    """The report from its ingredients (the classified markets and their `market_figures`,
+    the annual series, the closures), however they were computed."""
+    totals = figures.totals
     known = options.universe if options.universe is not None else survey.known_markets
     report = Report(
         survey=survey,
@@ -409,13 +436,13 @@ def assemble(
         years=years,
         markets=markets,
         totals=totals,
-        counts=metrics.counts(markets),
+        counts=figures.counts,
         closures=closures,
         annual=annual,
         peak=metrics.peak(annual),
-        top=metrics.top_k(markets, options.top, totals),
-        concentration=metrics.concentration(markets),
-        latest_imagery=metrics.latest_imagery(markets, markets["town"]),
+        top=figures.top,
+        concentration=figures.concentration,
+        latest_imagery=figures.latest_imagery,
         universe=Universe(known, len(markets) / known) if known else None,
         compare=None if compare is None else comparison(*compare, measure, totals),
         min_change=options.min_change,
