@@ -518,13 +518,18 @@ def _report(
         f"FROM measured WHERE area IS NOT NULL AND year <= {int(end)}"
     )
     # The annual series is computed in DuckDB, on a thread, while pandas takes the markets and
-    # computes their figures; nothing else uses the connection meanwhile.
+    # computes their figures; nothing else uses the connection meanwhile. On any exception
+    # (Ctrl-C too) the window is interrupted rather than waited for.
     with ThreadPoolExecutor(max_workers=1) as pool:
         annual = pool.submit(_annual, con, "panel", start, end)
-        described = _described_frame(fetched)
-        markets = metrics.classify(described.drop(columns="id"), options.min_change)
-        figures = market_figures(markets, start, end, options.top)
-        annual = annual.result()
+        try:
+            described = _described_frame(fetched)
+            markets = metrics.classify(described.drop(columns="id"), options.min_change)
+            figures = market_figures(markets, start, end, options.top)
+            annual = annual.result()
+        except BaseException:
+            con.interrupt()
+            raise
     closed = markets["closed"].to_numpy()
     closed_ids = described["id"].to_numpy()[closed]  # by position: the keys are not hashed
     con.register("closed_ids", pd.DataFrame({"id": closed_ids, "number": range(len(closed_ids))}))
