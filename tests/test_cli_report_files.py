@@ -191,3 +191,41 @@ def test_names_are_printed_as_written_not_as_markup(tmp_path, run, monkeypatch):
     db = tmp_path / "ws.duckdb"
     assert run("import", survey, "--db", db).exit_code == 0
     assert "brackets.csv" in run("status", "--db", db).stdout
+
+
+def _main_with(monkeypatch, load_report) -> int:
+    """Run `marketdelta report` through `cli.main` with `load_report` in place of the real one;
+    the exit status."""
+    import pytest
+
+    from marketdelta.cli import main
+
+    monkeypatch.setattr("marketdelta.report.load_report", load_report)
+    monkeypatch.setattr("sys.argv", ["marketdelta", "report", str(FIXTURES / "long-2020.csv")])
+    with pytest.raises(SystemExit) as leaving:
+        main()
+    return leaving.value.code
+
+
+def test_ctrl_c_during_a_query_ends_with_status_130_and_no_traceback(monkeypatch, capsys):
+    import signal
+
+    def interrupted_query(*args, **kwargs):
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, as Python takes it
+        except KeyboardInterrupt:
+            raise RuntimeError("Query interrupted") from None  # what DuckDB raises instead
+
+    assert _main_with(monkeypatch, interrupted_query) == 130
+    assert "Traceback" not in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
+def test_an_error_without_ctrl_c_is_a_bug_and_keeps_its_traceback(monkeypatch):
+    import pytest
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        _main_with(monkeypatch, broken)
