@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+
+import pytest
 from conftest import FIXTURES, write
+
+from marketdelta.cli import main
 
 
 def test_long_files(run_json):
@@ -196,10 +201,6 @@ def test_names_are_printed_as_written_not_as_markup(tmp_path, run, monkeypatch):
 def _main_with(monkeypatch, load_report) -> int:
     """Run `marketdelta report` through `cli.main` with `load_report` in place of the real one;
     the exit status."""
-    import pytest
-
-    from marketdelta.cli import main
-
     monkeypatch.setattr("marketdelta.report.load_report", load_report)
     monkeypatch.setattr("sys.argv", ["marketdelta", "report", str(FIXTURES / "long-2020.csv")])
     with pytest.raises(SystemExit) as leaving:
@@ -208,8 +209,6 @@ def _main_with(monkeypatch, load_report) -> int:
 
 
 def test_ctrl_c_during_a_query_ends_with_status_130_and_no_traceback(monkeypatch, capsys):
-    import signal
-
     def interrupted_query(*args, **kwargs):
         try:
             signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, as Python takes it
@@ -222,8 +221,6 @@ def test_ctrl_c_during_a_query_ends_with_status_130_and_no_traceback(monkeypatch
 
 
 def test_an_error_without_ctrl_c_is_a_bug_and_keeps_its_traceback(monkeypatch):
-    import pytest
-
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
