@@ -521,12 +521,12 @@ def _report(
     # computes their figures; nothing else uses the connection meanwhile. On any exception
     # (Ctrl-C too) the window is interrupted rather than waited for.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        annual = pool.submit(_annual, con, "panel", start, end)
+        window = pool.submit(_annual, con, "panel", start, end)
         try:
             described = _described_frame(fetched)
             markets = metrics.classify(described.drop(columns="id"), options.min_change)
             figures = market_figures(markets, start, end, options.top)
-            annual = annual.result()
+            annual = window.result()
         except BaseException:
             con.interrupt()
             raise
