@@ -147,6 +147,26 @@ def test_new_workspace_is_not_created_when_input_is_rejected(tmp_path, run):
     assert not db.exists()
 
 
+def test_ctrl_c_during_a_fast_import_leaves_no_new_workspace(tmp_path, monkeypatch):
+    from marketdelta.cli import main
+
+    def interrupted_import(*args, **kwargs):
+        try:
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, as Python takes it
+        except KeyboardInterrupt:
+            raise RuntimeError("Query interrupted") from None  # what DuckDB raises instead
+
+    db = tmp_path / "ws.duckdb"
+    plain = write(tmp_path / "plain.csv", "market,town,year,stall_area_m2\nA,T,2020,100\n")
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")  # the early read opens the workspace
+    monkeypatch.setattr("marketdelta.fastpath.import_into", interrupted_import)
+    monkeypatch.setattr("sys.argv", ["marketdelta", "import", str(plain), "--db", str(db)])
+    with pytest.raises(SystemExit) as leaving:
+        main()
+    assert leaving.value.code == 130
+    assert not db.exists() and not db.with_name("ws.duckdb.wal").exists()
+
+
 def test_dry_run_writes_nothing(tmp_path, run):
     db = tmp_path / "ws.duckdb"
     result = run("import", *STALLS, "--db", db, "--dry-run")

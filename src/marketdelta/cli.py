@@ -509,7 +509,7 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations, e
     the write lock; the plan is made again there only if another import came in between.
     `early` is the fast import's start (`fastread.importing_early`), if the caller made it."""
     from . import fastpath
-    from .fastread import fast_path_wanted
+    from .fastread import fast_path_wanted, remove_workspace
     from .store import Workspace, read_import_files
     from .survey import ReadOptions
 
@@ -520,8 +520,7 @@ def _import(files, path, year, survey, replace, strict, dry_run, declarations, e
         if fast is not None:
             return fast
         if fresh:  # declined: leave no trace of the attempt
-            for leftover in (path, path.with_name(path.name + ".wal")):
-                leftover.unlink(missing_ok=True)
+            remove_workspace(path)
     to_import = read_import_files(files, read)
     with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
         plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)

@@ -247,5 +247,18 @@ def importing_early(
     reading = RawRead(sources, headers, year, connect_workspace(path, read_only=False))
     try:
         yield EarlyImport(reading, fresh)
-    finally:
-        reading.close()
+    except BaseException:  # Ctrl-C too: a new workspace the import did not finish is removed
+        try:
+            reading.close()
+        finally:
+            if fresh:
+                remove_workspace(path)
+        raise
+    reading.close()
+
+
+def remove_workspace(path: Path) -> None:
+    """Remove a workspace's files (the database and its write-ahead log): what an import that
+    created the workspace and did not finish leaves."""
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
