@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,12 @@ def run_json(run):
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def interrupted_query(*args, **kwargs):
+    """A stand-in for a function whose DuckDB query Ctrl-C stops: the SIGINT handler runs, as
+    Python runs it, then the query fails with the error DuckDB raises instead."""
+    try:
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+    except KeyboardInterrupt:
+        raise RuntimeError("Query interrupted") from None

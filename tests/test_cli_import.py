@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import write
+from conftest import interrupted_query, write
 
 from marketdelta.sources import demo_dir
 
@@ -150,16 +150,10 @@ def test_new_workspace_is_not_created_when_input_is_rejected(tmp_path, run):
 def test_ctrl_c_during_a_fast_import_leaves_no_new_workspace(tmp_path, monkeypatch):
     from marketdelta.cli import main
 
-    def interrupted_import(*args, **kwargs):
-        try:
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, as Python takes it
-        except KeyboardInterrupt:
-            raise RuntimeError("Query interrupted") from None  # what DuckDB raises instead
-
     db = tmp_path / "ws.duckdb"
     plain = write(tmp_path / "plain.csv", "market,town,year,stall_area_m2\nA,T,2020,100\n")
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")  # the early read opens the workspace
-    monkeypatch.setattr("marketdelta.fastpath.import_into", interrupted_import)
+    monkeypatch.setattr("marketdelta.fastpath.import_into", interrupted_query)
     monkeypatch.setattr("sys.argv", ["marketdelta", "import", str(plain), "--db", str(db)])
     with pytest.raises(SystemExit) as leaving:
         main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 import pytest
-from conftest import FIXTURES, write
+from conftest import FIXTURES, interrupted_query, write
 
 from marketdelta.cli import main
 
@@ -209,12 +209,6 @@ def _main_with(monkeypatch, load_report) -> int:
 
 
 def test_ctrl_c_during_a_query_ends_with_status_130_and_no_traceback(monkeypatch, capsys):
-    def interrupted_query(*args, **kwargs):
-        try:
-            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # Ctrl-C, as Python takes it
-        except KeyboardInterrupt:
-            raise RuntimeError("Query interrupted") from None  # what DuckDB raises instead
-
     assert _main_with(monkeypatch, interrupted_query) == 130
     assert "Traceback" not in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
