@@ -58,6 +58,33 @@ def test_hand_made_files():
     assert fast == reference
 
 
+@pytest.fixture(scope="module")
+def generated_wide(tmp_path_factory):
+    path = tmp_path_factory.mktemp("panel") / "wide.csv"
+    subprocess.run(
+        [sys.executable, str(BENCH / "gen_panel.py"), "--markets", "300", "--out", str(path),
+         "--wide"],
+        check=True,
+    )  # fmt: skip
+    return path
+
+
+@pytest.mark.parametrize("options", [{}, {"min_change": 50}, {"start": 2014, "end": 2020}])
+def test_generated_wide_panel(generated_wide, generated, options):
+    """A wide file's rows are read as one row per year, blank cells too, as the reference
+    reader melts them: the same report, and the same as the long file of the same panel."""
+    fast, reference = both([generated_wide], **options)
+    assert fast == reference
+    assert fast == both([generated], **options)[0]
+
+
+def test_wide_and_long_files_together(tmp_path):
+    wide = write(tmp_path / "w.csv", "market,town,2020,2021,notes\nA,T,100,,x\nB,T,,5,\n")
+    fast, reference = both([wide, FIXTURES / "long-2022.csv"])
+    assert fast == reference
+    assert fast["markets"] > 2
+
+
 def test_years_over_a_long_span(tmp_path):
     data = write(
         tmp_path / "y.csv",
@@ -91,7 +118,10 @@ def test_messy_but_valid_file(tmp_path):
         "market,year,stall_area_m2\nA,2020,1\nA,2020,2\n",  # a market twice in a year
         "market,year,stall_area_m2\nA,1960,1\nA,2025,2\nA,2025,3\n",  # ... over 64 years
         'market,year,stall_area_m2,coordinates\nA,2020,1,"39.1, 125.1"\n',  # unusual column
-        "market,2020,2021\nA,1,2\n",  # wide layout
+        "market,year,2020\nA,2020,2\n",  # both layouts
+        "market,2020,y2021\nA,1,2\n",  # a wide file's column that looks like a year
+        "market,1950,2020\nA,1,2\n",  # ... and a year before 1960
+        "market,2020,\u0662\u0660\u0662\u0661\nA,1,2\n",  # ... and one in other digits
         "market,year,stall_area_m2\nCafé,2020,1\n",  # non-ASCII name
         "market,year,stall_area_m2\nA\x1f,2020,1\nA,2021,2\n",  # Python strips \x1f as a space
         "market,town,year,stall_area_m2\nA,T\x01,2020,1\n",  # any control character
@@ -353,6 +383,9 @@ def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypat
                  "Nampo-Wadu,N,2024,0\nB,N,2020,5\n")  # fmt: skip
     together = run("import", both, "--db", tmp_path / "both.duckdb")
     assert "taken to be 'Nampo-Waudo'" in together.stderr  # partners in one new file
+    wide = write(tmp_path / "w.csv", "market,town,2020,2021\nA,T,5,6\n")
+    assert fastread.plain_headers([wide], None, wide=False) is None  # lines are wide rows
+    assert run("import", wide, "--db", tmp_path / "wide.duckdb").exit_code == 0
     bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,x\n")
     fresh = tmp_path / "new.duckdb"
     assert run("import", bad, "--db", fresh).exit_code == 1
@@ -403,6 +436,22 @@ def test_random_messy_files_give_the_reference_report_or_are_declined(
     path = tmp_path_factory.mktemp("random") / "s.csv"
     path.write_text("\n".join(lines) + "\n")
     _assert_reference_report_or_declined(path, ReportOptions(measure=how, **period))
+
+
+@given(
+    st.lists(st.tuples(names, towns, st.lists(cells, min_size=3, max_size=3)), min_size=1,
+             max_size=8),
+    periods,
+)  # fmt: skip
+def test_random_wide_files_give_the_reference_report_or_are_declined(
+    tmp_path_factory, data, period
+):
+    lines = ["market,town,2020,2022,2024"]
+    quoted = (",".join(f'"{c}"' if c else "" for c in row) for _, _, row in data)
+    lines += [f"{m},{t},{cells}" for (m, t, _), cells in zip(data, quoted, strict=True)]
+    path = tmp_path_factory.mktemp("random") / "w.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _assert_reference_report_or_declined(path, ReportOptions(**period))
 
 
 SHAPED = "market,town,year,stall_area_m2\nA,T,2020,100\nB,T,2020,200\nA,T,2022,150\nB,T,2022,\n"

@@ -137,7 +137,8 @@ def import_files(
     from .store import DETAIL_COLUMNS
 
     con = workspace.db
-    headers = reading.headers if reading else plain_headers(sources, read.year)
+    # A wide file's rows would need their lines counted in wide rows: the reference import.
+    headers = reading.headers if reading else plain_headers(sources, read.year, wide=False)
     if headers is None:
         return None
     survey = read.survey or DEFAULT_SURVEY

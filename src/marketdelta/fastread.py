@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .header import plain_long_header
+from .header import plain_header, year_columns
 
 FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
 FAST_BYTES_DEFAULT = 1024**2
@@ -63,16 +63,21 @@ def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     return sum(p.stat().st_size for p in paths) >= threshold
 
 
-def plain_headers(sources: Sequence[str | Path], year: int | None) -> list[Header] | None:
-    """Each file's header, if every file is one the fast reader takes; else None. A path
-    DuckDB would read as a pattern (`*`, `?`, `[`) is left to the reference reader too."""
+def plain_headers(
+    sources: Sequence[str | Path], year: int | None, wide: bool = True
+) -> list[Header] | None:
+    """Each file's header, if every file is one the fast reader takes (and, unless `wide`, in
+    long layout); else None. A path DuckDB would read as a pattern (`*`, `?`, `[`) is left to
+    the reference reader too."""
     if any(set(str(s)) & set("*?[") for s in sources):
         return None
     try:
-        headers = [plain_long_header(Path(s), year) for s in sources]
+        headers = [plain_header(Path(s), year) for s in sources]
     except OSError:  # the reference reader says what is wrong with the file
         return None
-    return None if any(h is None for h in headers) else headers  # type: ignore[return-value]
+    if any(h is None or (not wide and year_columns(h[0])) for h in headers):
+        return None
+    return headers  # type: ignore[return-value]
 
 
 def numbers_files(sources: Sequence[str | Path]) -> bool:
@@ -91,7 +96,17 @@ def casts(present: set[str], year: int | None) -> dict[str, str]:
 
 
 def present_columns(headers: Sequence[Header], year: int | None) -> set[str]:
-    return {n for names, _ in headers for n in names} | ({"year"} if year is not None else set())
+    """The columns the files' rows have once read (a wide file's as long rows)."""
+    return {n for names, _ in headers for n in _long_columns(names)} | (
+        {"year"} if year is not None else set()
+    )
+
+
+def _long_columns(names: list[str]) -> list[str]:
+    years = year_columns(names)
+    if not years:
+        return names
+    return [n for n in names if n not in years] + ["year", "stall_area_m2"]
 
 
 def read_raw(
@@ -112,10 +127,7 @@ def read_raw(
         # The columns are named by position (c0, c1, ...): no text of the file is put into the
         # SQL. The path and delimiter are parameters; a dict parameter would make DuckDB wait
         # for pandas' import, so the columns are written out.
-        position = {name: i for i, name in enumerate(names)}
-        select = ", ".join(
-            f"c{position[c]} AS {c}" if c in position else f"NULL::VARCHAR AS {c}" for c in stored
-        )
+        select = ", ".join(_cells(names, stored))
         columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names)))
         parameters |= {f"path_{index}": str(source), f"delimiter_{index}": delimiter}
         # No sniffing: the header is known, and sniffing costs 15-35 ms, more for larger files.
@@ -138,6 +150,25 @@ def read_raw(
               FROM ({" UNION ALL ".join(parts)}))""",
         parameters,
     )
+
+
+def _cells(names: list[str], stored: list[str]) -> list[str]:
+    """SQL for the `stored` columns of a file with the columns `names`, by position. A wide
+    file's row becomes one row per year column: its year (the header's four ASCII digits,
+    the only text of a file written into the SQL) and that column's cell, blank ones too, as
+    the reference reader's melt does."""
+    position = {name: i for i, name in enumerate(names)}
+    years = year_columns(names)
+    wide = {
+        "year": f"unnest([{', '.join(repr(y) for y in years)}])",
+        "stall_area_m2": f"unnest([{', '.join(f'c{position[y]}' for y in years)}])",
+    }
+    return [
+        f"{wide[c]} AS {c}" if years and c in wide
+        else f"c{position[c]} AS {c}" if c in position
+        else f"NULL::VARCHAR AS {c}"
+        for c in stored
+    ]  # fmt: skip
 
 
 def written_cells(column: str) -> str:
@@ -237,7 +268,7 @@ def importing_early(
     read ends (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
     headers = None
     if allowed and fast_path_wanted(sources) and path.parent.is_dir():
-        headers = plain_headers(sources, year)
+        headers = plain_headers(sources, year, wide=False)  # see `fastpath.import_files`
     if headers is None:
         yield None
         return

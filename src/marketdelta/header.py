@@ -6,9 +6,15 @@ Shared by the reference reader (`survey.py`) and the fast reader (`fastread.py`)
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from pathlib import Path
 
 MAX_COLUMNS = 10_000
+FIRST_YEAR = 1960
+YEAR_HEADER = re.compile(r"^\d{4}$")  # a wide layout's column of one year's areas
+# A column that looks like a year but is not one (a wide file would silently lose its areas).
+YEARLIKE = re.compile(r"^\D{0,3}(19|20)\d{2}\D{0,3}$|^\d{5,6}$")
 HEADER_SYNONYMS = {"latitude": "lat", "longitude": "lon", "lng": "lon", "coords": "coordinates"}
 
 # Columns the fast path leaves to the reference reader: a market id can merge spellings, the
@@ -22,10 +28,19 @@ def sniff_delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def plain_long_header(path: Path, year: int | None) -> tuple[list[str], str] | None:
-    """The normalised column names and the delimiter of a plain long-layout file (one row per
-    market and year, no quoted header, no column the fast path leaves to the reference
-    reader), else None. `year` is the year given for files without a year column."""
+def year_columns(names: list[str]) -> list[str]:
+    """The year columns of a wide-layout header (one row per market, one column of areas per
+    year); none for a long layout (one row per market and year)."""
+    if "stall_area_m2" in names:
+        return []
+    return [n for n in names if YEAR_HEADER.match(n)]
+
+
+def plain_header(path: Path, year: int | None) -> tuple[list[str], str] | None:
+    """The normalised column names and the delimiter of a plain file, long or wide (no quoted
+    header, no column the fast path leaves to the reference reader, nothing the reference
+    reader refuses in a header), else None. `year` is the year given for files without a
+    year column."""
     with path.open("rb") as handle:
         first = handle.readline(1 << 20)
     try:
@@ -39,10 +54,26 @@ def plain_long_header(path: Path, year: int | None) -> tuple[list[str], str] | N
         '"' in line
         or len(names) > MAX_COLUMNS
         or len(set(names)) != len(names)
-        or not {"market", "stall_area_m2"} <= set(names)
-        or ("year" not in names and year is None)
+        or "market" not in names
         or NOT_PLAIN & set(names)
         or not all(names)
     ):
         return None
+    if year_columns(names):
+        return (names, delimiter) if _plain_wide(names) else None
+    if "stall_area_m2" not in names or ("year" not in names and year is None):
+        return None
     return names, delimiter
+
+
+def _plain_wide(names: list[str]) -> bool:
+    """Does the reference reader take this wide header as it is? Its years are ASCII digits
+    within the possible years, no other column looks like a year, and there is no `year`
+    column."""
+    this_year = date.today().year
+    years = year_columns(names)
+    return (
+        "year" not in names
+        and all(y.isascii() and FIRST_YEAR <= int(y) <= this_year for y in years)
+        and not any(YEARLIKE.match(n) for n in names if n not in years)
+    )

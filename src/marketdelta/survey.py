@@ -23,11 +23,17 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError, Problem
-from .header import HEADER_SYNONYMS, MAX_COLUMNS, sniff_delimiter
+from .header import (
+    FIRST_YEAR,
+    HEADER_SYNONYMS,
+    MAX_COLUMNS,
+    YEAR_HEADER,
+    YEARLIKE,
+    sniff_delimiter,
+)
 
 DEFAULT_SURVEY = "default"
 MAX_AREA_M2 = 1_000_000.0
-FIRST_YEAR = 1960
 MAX_FILE_BYTES = 2 * 1024**3
 
 MARKET_COLUMNS = ["market_id", "market", "town", "province", "lat", "lon"]
@@ -62,7 +68,6 @@ KNOWN_COLUMNS = {
     "notes",
 }
 
-_YEAR_HEADER = re.compile(r"^\d{4}$")
 # Shared with the DuckDB fast path (RE2 reads the same syntax).
 NUMBER_PATTERN = r"^\+?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$|^\+?\.\d+$"
 SIGNED_PATTERN = r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$"
@@ -72,7 +77,6 @@ _COORDINATES = re.compile(
     r"^\s*(?P<lat>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ns>[NSns])?\s*[,;\s]\s*"
     r"(?P<lon>[+-]?\d+(?:\.\d+)?)\s*°?\s*(?P<ew>[EWew])?\s*$"
 )
-_YEARLIKE = re.compile(r"^\D{0,3}(19|20)\d{2}\D{0,3}$|^\d{5,6}$")
 _DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 
 
@@ -117,7 +121,7 @@ def _raw_table(source: str | Path, options: ReadOptions) -> pd.DataFrame:
     header, rows, lines = _split_rows(name, text)
     columns = _normalise_header(name, header)
     table = pd.DataFrame(rows, columns=columns, dtype="object").assign(_line=lines, _file=name)
-    if "stall_area_m2" not in table.columns and any(_YEAR_HEADER.match(c) for c in columns):
+    if "stall_area_m2" not in table.columns and any(YEAR_HEADER.match(c) for c in columns):
         _refuse_yearlike_columns(name, header, columns)
         if "year" in columns:
             raise InputError(
@@ -142,7 +146,7 @@ def _refuse_yearlike_columns(name: str, header: list[str], columns: list[str]) -
     this_year = date.today().year
     problems = []
     for original, column in zip(header, columns, strict=True):
-        if _YEAR_HEADER.match(column):
+        if YEAR_HEADER.match(column):
             if not FIRST_YEAR <= int(column) <= this_year:
                 problems.append(
                     Problem(
@@ -152,7 +156,7 @@ def _refuse_yearlike_columns(name: str, header: list[str], columns: list[str]) -
                         original.strip(),
                     )
                 )
-        elif _YEARLIKE.match(column):
+        elif YEARLIKE.match(column):
             problems.append(
                 Problem(
                     name,
@@ -340,7 +344,7 @@ def _normalise_header(name: str, header: list[str]) -> list[str]:
 
 def _melt_wide(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Turn one column per year into one row per market and year."""
-    years = [c for c in columns if _YEAR_HEADER.match(c)]
+    years = [c for c in columns if YEAR_HEADER.match(c)]
     keep = [c for c in table.columns if c not in years]
     long = table.melt(id_vars=keep, value_vars=years, var_name="year", value_name="stall_area_m2")
     return long.assign(_area_column=long["year"])
