@@ -42,6 +42,7 @@ from .errors import MarketdeltaError
 from .fastread import (
     FAST_COLUMNS,
     EarlyImport,
+    Header,
     RawRead,
     casts,
     numbers_files,
@@ -51,6 +52,7 @@ from .fastread import (
     start_reading,
     written_cells,
 )
+from .header import year_columns
 from .identity import CELL_DEGREES, fuzzy_merges, with_history
 from .report import Report, ReportOptions, assemble, market_figures, period
 from .sources import SurveyInfo
@@ -84,7 +86,7 @@ def report_from_files(
     try:
         con = reading.wait()
         present = present_columns(reading.headers, read.year)
-        if not _observations(con, sources, present, read):
+        if not _observations(con, sources, reading.headers, present, read):
             return None
         survey = SurveyInfo(read.survey or DEFAULT_SURVEY)
         return _report(con, survey, None, options, "files", present)
@@ -137,8 +139,7 @@ def import_files(
     from .store import DETAIL_COLUMNS
 
     con = workspace.db
-    # A wide file's rows would need their lines counted in wide rows: the reference import.
-    headers = reading.headers if reading else plain_headers(sources, read.year, wide=False)
+    headers = reading.headers if reading else plain_headers(sources, read.year)
     if headers is None:
         return None
     survey = read.survey or DEFAULT_SURVEY
@@ -163,16 +164,18 @@ def import_files(
     ):
         return None
     counts = con.execute(
-        "SELECT file, min(row) AS first_row, count(*) AS rows FROM incoming GROUP BY file"
+        """SELECT file, min(row) AS first_row, count(*) AS rows,
+                  max(row) - min(row) + 1 AS lines
+           FROM incoming GROUP BY file"""
     ).df()
     files = (
         pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
         .assign(sha256=hashes)
         .merge(counts, on="file", how="left")
-        .fillna({"first_row": 0, "rows": 0})
-        .astype({"first_row": "int64", "rows": "int64"})
+        .fillna({"first_row": 0, "rows": 0, "lines": 0})
+        .astype({"first_row": "int64", "rows": "int64", "lines": "int64"})
     )
-    if not all(map(_FileBytes.one_line_a_row, read_bytes, files["rows"])):
+    if not all(map(_FileBytes.one_line_a_row, read_bytes, files["lines"])):
         return None  # lines are stored as positions
     present, one_group_each = grouped
     added = workspace.apply_fast(
@@ -195,7 +198,7 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     Returns the columns the files have and whether each market is one group, or None when
     the reference import must decide."""
     present = present_columns(headers, read.year)
-    if not _observations(con, sources, present, read):
+    if not _observations(con, sources, headers, present, read):
         return None
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
     _hashed_groups(con, present, None)
@@ -246,8 +249,9 @@ class _FileBytes:
     ends_with_break: bool
 
     def one_line_a_row(self, rows: int) -> bool:
-        """Is each of `rows` data rows one line after the header (no blank lines, no line
-        breaks inside quotes), so that a row's line is its position?"""
+        """Is each of `rows` data rows (a wide file's rows, not its observations) one line after
+        the header (no blank lines, no line breaks inside quotes), so that a row's line is its
+        position?"""
         return self.line_breaks == rows + 1 and self.lone_returns == 0 and self.ends_with_break
 
 
@@ -350,9 +354,12 @@ def report_from_workspace(
 # ------------------------------------------------------------------------------ reading
 
 
-def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
+def _observations(
+    con, sources, headers: list[Header], present: set[str], read: ReadOptions
+) -> bool:
     """Check the cells of `raw` (`fastread.read_raw`) and define the view `obs` of its typed
-    observations keyed by a hash of the (market, town) pair as written. False if any cell
+    observations keyed by a hash of the (market, town) pair as written, with their row's
+    position (`row`: a wide file's rows count once, not once a year). False if any cell
     breaks a rule of `survey.py` (the reference reader will then explain it).
 
     The cell rules are checked on each column's distinct values (a few thousand, not millions
@@ -385,10 +392,29 @@ def _observations(con, sources, present: set[str], read: ReadOptions) -> bool:
                {number("lon")}, NULL::VARCHAR AS market_id, _year AS year,
                {stall} AS stall_area_m2, {number("open_area_m2")},
                {number("status", "VARCHAR")}, {text("source")}, {text("notes")}, {file},
-               rowid AS row
+               {_row_positions(con, headers)} AS row
         FROM raw"""
     )
     return True
+
+
+def _row_positions(con, headers: list[Header]) -> str:
+    """SQL for the position of each row of `raw` among the files' rows, as `rowid` is for a
+    long file. A wide file's row is read as one row a year (`fastread.read_raw`), so its
+    position is its file's first `rowid` plus its row's number in the file: the stored lines
+    and the order markets are first seen in follow from it."""
+    years = [len(year_columns(names)) for names, _ in headers]
+    if not any(years):
+        return "rowid"
+    if len(headers) == 1:
+        return f"rowid // {years[0]}"
+    first = dict(con.execute("SELECT file, min(rowid) FROM raw GROUP BY file").fetchall())
+    wide = " ".join(
+        f"WHEN {file} THEN {first[file]} + (rowid - {first[file]}) // {count}"
+        for file, count in enumerate(years)
+        if count and file in first
+    )
+    return f"CASE file {wide} ELSE rowid END"
 
 
 def _casts_agree(con, typed: dict[str, str], read: ReadOptions) -> bool:

@@ -63,21 +63,16 @@ def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     return sum(p.stat().st_size for p in paths) >= threshold
 
 
-def plain_headers(
-    sources: Sequence[str | Path], year: int | None, wide: bool = True
-) -> list[Header] | None:
-    """Each file's header, if every file is one the fast reader takes (and, unless `wide`, in
-    long layout); else None. A path DuckDB would read as a pattern (`*`, `?`, `[`) is left to
-    the reference reader too."""
+def plain_headers(sources: Sequence[str | Path], year: int | None) -> list[Header] | None:
+    """Each file's header, if every file is one the fast reader takes; else None. A path
+    DuckDB would read as a pattern (`*`, `?`, `[`) is left to the reference reader too."""
     if any(set(str(s)) & set("*?[") for s in sources):
         return None
     try:
         headers = [plain_header(Path(s), year) for s in sources]
     except OSError:  # the reference reader says what is wrong with the file
         return None
-    if any(h is None or (not wide and year_columns(h[0])) for h in headers):
-        return None
-    return headers  # type: ignore[return-value]
+    return None if any(h is None for h in headers) else headers  # type: ignore[return-value]
 
 
 def numbers_files(sources: Sequence[str | Path]) -> bool:
@@ -268,7 +263,7 @@ def importing_early(
     read ends (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
     headers = None
     if allowed and fast_path_wanted(sources) and path.parent.is_dir():
-        headers = plain_headers(sources, year, wide=False)  # see `fastpath.import_files`
+        headers = plain_headers(sources, year)
     if headers is None:
         yield None
         return
