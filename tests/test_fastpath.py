@@ -189,6 +189,13 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
     result = run("report", bad)
     assert result.exit_code == 1
     assert f"{bad}:3: column 'stall_area_m2': value 'x' — not a number" in result.stderr
+    wide = write(tmp_path / "wide.csv", "market,2020,2021\nA,1,2\nB,3,1oo\n")
+    db = tmp_path / "ws.duckdb"
+    for command in (["report", wide], ["import", wide, "--db", db]):
+        result = run(*command)
+        assert result.exit_code == 1
+        assert f"{wide}:3: column '2021': value '1oo' — not a number" in result.stderr
+    assert not db.exists()
 
 
 def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):

@@ -6,10 +6,10 @@ closed markets' histories) with SQL, so that a million markets take seconds, and
 `report.market_figures` and `report.assemble`, which compute every other figure exactly as the
 reference path does.
 
-For files, the fast path is only taken for plain long-layout files whose every cell passes the
-same rules as `survey.py`. Anything else — a bad cell, a duplicate row, an unusual column, a
-non-ASCII name — returns None, and the caller uses the reference reader, which explains the
-problem precisely. Tests check that both paths give the same report.
+For files, the fast path is only taken for plain files (long or wide layout) whose every cell
+passes the same rules as `survey.py`. Anything else — a bad cell, a duplicate row, an unusual
+column, a non-ASCII name — returns None, and the caller uses the reference reader, which
+explains the problem precisely. Tests check that both paths give the same report.
 
 How the files flow, table by table (all temporary, in one DuckDB connection):
 `raw` (`fastread.read_raw`, started before pandas is imported: the cells as text, but for year

@@ -2,8 +2,8 @@
 
 `read_raw` makes the table `raw` in one pass over the files: every cell as written (but year
 and area cells that their value writes back the same way, `AS_WRITTEN`), a hash of each row's
-market and town, and the typed columns (`CASTS`). `fastpath.py` checks the cells and computes
-the report from there.
+market and town, and the typed columns (`CASTS`); a wide file's row (one column per year) as
+one row per year. `fastpath.py` checks the cells and computes the report from there.
 
 No pandas here. `marketdelta report` and `import` start the read on a thread
 (`reading_early`, `importing_early`) and import pandas meanwhile, which takes most of a second
