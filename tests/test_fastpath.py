@@ -181,6 +181,22 @@ def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
     assert _table(db, "SELECT count(*) FROM markets") == [(2,)]
 
 
+def test_a_file_without_rows_is_explained_among_others(tmp_path, run, monkeypatch):
+    """The reference reader refuses a file of a header only; the fast path took it, when
+    another file had rows, before the fourteenth session."""
+    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    empty = write(tmp_path / "empty.csv", "market,town,year,stall_area_m2\n")
+    wide = write(tmp_path / "wide.csv", "market,2020\n")
+    rows = write(tmp_path / "rows.csv", "market,town,year,stall_area_m2\nS 1,T,2020,5\n")
+    for files in ([empty, rows], [rows, wide], [empty]):
+        db = tmp_path / "ws.duckdb"
+        for command in (["report", *files], ["import", *files, "--db", db]):
+            result = run(*command)
+            assert result.exit_code == 1
+            assert "file has a header but no data rows" in result.stderr
+        assert not db.exists()
+
+
 def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monkeypatch):
     monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
     good = FIXTURES / "long-2020.csv"
