@@ -66,14 +66,26 @@ def plain_header(path: Path, year: int | None) -> tuple[list[str], str] | None:
     return names, delimiter
 
 
+def wide_column_problem(column: str) -> str | None:
+    """Why a wide file's column (normalised) is refused, if it is: a year outside the possible
+    years, or a name that looks like a year but is not one (its areas would be lost)."""
+    if YEAR_HEADER.match(column):
+        this_year = date.today().year
+        if not FIRST_YEAR <= int(column) <= this_year:
+            return f"year column outside {FIRST_YEAR}-{this_year}; fix the header"
+    elif YEARLIKE.match(column):
+        return (
+            "column looks like a year but is not four digits, so its areas would be ignored; "
+            "rename it to the year (e.g. 2022) or to a word"
+        )
+    return None
+
+
 def _plain_wide(names: list[str]) -> bool:
-    """Does the reference reader take this wide header as it is? Its years are ASCII digits
-    within the possible years, no other column looks like a year, and there is no `year`
-    column."""
-    this_year = date.today().year
-    years = year_columns(names)
+    """Does the reference reader take this wide header as it is (no `year` column, no column
+    refused), with its years in ASCII digits?"""
     return (
         "year" not in names
-        and all(y.isascii() and FIRST_YEAR <= int(y) <= this_year for y in years)
-        and not any(YEARLIKE.match(n) for n in names if n not in years)
+        and all(y.isascii() for y in year_columns(names))
+        and not any(map(wide_column_problem, names))
     )

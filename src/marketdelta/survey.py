@@ -27,9 +27,9 @@ from .header import (
     FIRST_YEAR,
     HEADER_SYNONYMS,
     MAX_COLUMNS,
-    YEAR_HEADER,
-    YEARLIKE,
     sniff_delimiter,
+    wide_column_problem,
+    year_columns,
 )
 
 DEFAULT_SURVEY = "default"
@@ -121,7 +121,7 @@ def _raw_table(source: str | Path, options: ReadOptions) -> pd.DataFrame:
     header, rows, lines = _split_rows(name, text)
     columns = _normalise_header(name, header)
     table = pd.DataFrame(rows, columns=columns, dtype="object").assign(_line=lines, _file=name)
-    if "stall_area_m2" not in table.columns and any(YEAR_HEADER.match(c) for c in columns):
+    if year_columns(columns):
         _refuse_yearlike_columns(name, header, columns)
         if "year" in columns:
             raise InputError(
@@ -143,29 +143,11 @@ def _raw_table(source: str | Path, options: ReadOptions) -> pd.DataFrame:
 def _refuse_yearlike_columns(name: str, header: list[str], columns: list[str]) -> None:
     """In a wide file, a column that looks like a year but is not one would silently be
     ignored, losing that year's areas."""
-    this_year = date.today().year
-    problems = []
-    for original, column in zip(header, columns, strict=True):
-        if YEAR_HEADER.match(column):
-            if not FIRST_YEAR <= int(column) <= this_year:
-                problems.append(
-                    Problem(
-                        name,
-                        f"year column outside {FIRST_YEAR}-{this_year}; fix the header",
-                        1,
-                        original.strip(),
-                    )
-                )
-        elif YEARLIKE.match(column):
-            problems.append(
-                Problem(
-                    name,
-                    "column looks like a year but is not four digits, so its areas would be "
-                    "ignored; rename it to the year (e.g. 2022) or to a word",
-                    1,
-                    original.strip(),
-                )
-            )
+    problems = [
+        Problem(name, problem, 1, original.strip())
+        for original, column in zip(header, columns, strict=True)
+        if (problem := wide_column_problem(column))
+    ]
     if problems:
         raise InputError(problems)
 
@@ -344,7 +326,7 @@ def _normalise_header(name: str, header: list[str]) -> list[str]:
 
 def _melt_wide(table: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """Turn one column per year into one row per market and year."""
-    years = [c for c in columns if YEAR_HEADER.match(c)]
+    years = year_columns(columns)
     keep = [c for c in table.columns if c not in years]
     long = table.melt(id_vars=keep, value_vars=years, var_name="year", value_name="stall_area_m2")
     return long.assign(_area_column=long["year"])
