@@ -1,4 +1,5 @@
-"""What a survey file's first line says: its delimiter and its column names.
+"""What a survey file's first line says: its delimiter, its column names and, in a wide file,
+which columns are years and whether the reference reader refuses one (`wide_column_problem`).
 
 Shared by the reference reader (`survey.py`) and the fast reader (`fastread.py`). No pandas:
 `marketdelta report` and `import` look at a large file's header before they import pandas.
