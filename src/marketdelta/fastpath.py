@@ -86,7 +86,7 @@ def report_from_files(
     try:
         con = reading.wait()
         present = present_columns(reading.headers, read.year)
-        if not _observations(con, sources, reading.headers, present, read):
+        if not _observations(con, sources, reading.headers, read):
             return None
         survey = SurveyInfo(read.survey or DEFAULT_SURVEY)
         return _report(con, survey, None, options, "files", present)
@@ -198,7 +198,7 @@ def _grouped_rows(con, sources, headers, read: ReadOptions, survey: str, existin
     Returns the columns the files have and whether each market is one group, or None when
     the reference import must decide."""
     present = present_columns(headers, read.year)
-    if not _observations(con, sources, headers, present, read):
+    if not _observations(con, sources, headers, read):
         return None
     con.execute("CREATE OR REPLACE TEMP VIEW measured AS SELECT * FROM obs")
     _hashed_groups(con, present, None)
@@ -354,9 +354,7 @@ def report_from_workspace(
 # ------------------------------------------------------------------------------ reading
 
 
-def _observations(
-    con, sources, headers: list[Header], present: set[str], read: ReadOptions
-) -> bool:
+def _observations(con, sources, headers: list[Header], read: ReadOptions) -> bool:
     """Check the cells of `raw` (`fastread.read_raw`) and define the view `obs` of its typed
     observations keyed by a hash of the (market, town) pair as written, with their row's
     position (`row`: a wide file's rows count once, not once a year). False if any cell
@@ -365,6 +363,7 @@ def _observations(
     The cell rules are checked on each column's distinct values (a few thousand, not millions
     of rows), by `survey.py`'s own code, and DuckDB's casts are checked to agree with it there;
     the rules across columns and the names are checked in SQL."""
+    present = present_columns(headers, read.year)
     stored = (FAST_COLUMNS & present) | {"town"}
     names = pd.DataFrame({"file": range(len(sources)), "name": [str(s) for s in sources]})
     con.register("file_names", names)
