@@ -237,7 +237,7 @@ def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], 
 
 def startup_command(work: Path, env: dict[str, str] | None = None) -> Command:
     """The fixed cost of a fast-path report: the same command on a 300-market panel."""
-    env = {**(env or os.environ), "MARKETDELTA_FAST_BYTES": "0"}
+    env = {**(env or os.environ), "MARKETDELTA_FAST_OBSERVATIONS": "0"}
     return report_command(work, panel_file(work, 300), env)
 
 

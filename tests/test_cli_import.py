@@ -152,7 +152,7 @@ def test_ctrl_c_during_a_fast_import_leaves_no_new_workspace(tmp_path, monkeypat
 
     db = tmp_path / "ws.duckdb"
     plain = write(tmp_path / "plain.csv", "market,town,year,stall_area_m2\nA,T,2020,100\n")
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")  # the early read opens the workspace
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")  # the early read opens the workspace
     monkeypatch.setattr("marketdelta.fastpath.import_into", interrupted_query)
     monkeypatch.setattr("sys.argv", ["marketdelta", "import", str(plain), "--db", str(db)])
     with pytest.raises(SystemExit) as leaving:
@@ -279,7 +279,7 @@ def test_each_thing_is_stored_once_without_primary_keys(tmp_path, run, monkeypat
         assert run("import", STALLS[0], "--db", db, "--replace").exit_code == 0
     changed = write(tmp_path / "changed.csv", STALLS[0].read_text().replace(",400,", ",410,", 1))
     assert run("import", changed, "--db", db, "--replace").exit_code == 0
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")  # the fast import, for new markets
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")  # the fast import, for new markets
     assert run("import", STALLS[1], "--db", db).exit_code == 0
     once = {
         "observations": "survey, market_key, year",
@@ -364,9 +364,11 @@ def test_sigkill_mid_import_keeps_the_earlier_state(tmp_path, run, run_json):
         assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
 
 
-@pytest.mark.parametrize("fast_bytes", ["0", str(10**12)])  # the fast import, the reference one
-def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run, monkeypatch, fast_bytes):
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", fast_bytes)
+@pytest.mark.parametrize(
+    "fast_observations", ["0", str(10**12)]
+)  # the fast import, the reference one
+def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run, monkeypatch, fast_observations):
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", fast_observations)
     db = tmp_path / "ws.duckdb"
     run("import", STALLS[0], "--db", db)
     before = digest(db)

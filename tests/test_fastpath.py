@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from marketdelta import fastpath, fastread
 from marketdelta.errors import MarketdeltaError
-from marketdelta.fastread import FAST_BYTES_ENV, reading_early, start_reading
+from marketdelta.fastread import FAST_OBSERVATIONS_ENV, reading_early, start_reading
 from marketdelta.report import ReportOptions, build_report
 from marketdelta.sources import read_files
 from marketdelta.survey import ReadOptions
@@ -173,7 +173,7 @@ def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
     text = "market,town,year,stall_area_m2\nA,T,2020,10\nB,T,2020,20\nA,T,2022,15\n"
     path = write(tmp_path / "x.csv", text)
     assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
     report = run("report", path, "--format", "json")
     assert json.loads(report.stdout)["markets"] == 2
     db = tmp_path / "ws.duckdb"
@@ -184,7 +184,7 @@ def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
 def test_a_file_without_rows_is_explained_among_others(tmp_path, run, monkeypatch):
     """The reference reader refuses a file of a header only; the fast path took it, when
     another file had rows, before the fourteenth session."""
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
     empty = write(tmp_path / "empty.csv", "market,town,year,stall_area_m2\n")
     wide = write(tmp_path / "wide.csv", "market,2020\n")
     rows = write(tmp_path / "rows.csv", "market,town,year,stall_area_m2\nS 1,T,2020,5\n")
@@ -198,7 +198,7 @@ def test_a_file_without_rows_is_explained_among_others(tmp_path, run, monkeypatc
 
 
 def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monkeypatch):
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
     good = FIXTURES / "long-2020.csv"
     assert run("report", good, FIXTURES / "long-2022.csv", "--format", "json").exit_code == 0
     bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,1\nB,2020,x\n")
@@ -214,10 +214,40 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
     assert not db.exists()
 
 
+def test_the_threshold_counts_observations_not_bytes(tmp_path, generated, generated_wide):
+    """A wide file holds about eight times as many observations per byte as a long one: the
+    fast path is wanted for as many observations whatever the layout."""
+    years = ",".join(str(y) for y in range(2011, 2026))
+    cells = ",".join(["120"] * 15)
+    wide = write(
+        tmp_path / "wide.csv",
+        f"market,town,{years}\n" + "".join(f"M{i},T{i % 7},{cells}\n" for i in range(2_400)),
+    )
+    long = write(
+        tmp_path / "long.csv",
+        "market,town,year,stall_area_m2\n"
+        + "".join(f"Market number {i},Town {i % 7},2020,120\n" for i in range(2_900)),
+    )
+    assert wide.stat().st_size > long.stat().st_size > 1 << 16  # beyond the sampled bytes
+    assert fastread.estimated_observations(wide) == pytest.approx(36_000, rel=0.02)
+    assert fastread.estimated_observations(long) == pytest.approx(2_900, rel=0.02)
+    assert fastread.fast_path_wanted([wide]) and not fastread.fast_path_wanted([long])
+    assert fastread.estimated_observations(generated_wide) == 300 * 15  # all sampled: counted
+    lines = len(generated.read_text().splitlines()) - 1
+    assert fastread.estimated_observations(generated) == pytest.approx(lines, rel=0.02)
+    small = [
+        ("market,year,stall_area_m2\r\nA,2020,1\r\nB,2020,2", 2),
+        ("market,2020,2021\n", 0),
+        ("market,2020,2021\nA,1,2\nB,3,4", 4),
+    ]
+    for text, count in small:
+        assert fastread.estimated_observations(write(tmp_path / "small.csv", text)) == count
+
+
 def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):
     from marketdelta.engine import quiet_connection
 
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
     files = [FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"]
     everything = run_json("report", *files)
     monkeypatch.setenv("MARKETDELTA_THREADS", "1")
@@ -234,8 +264,8 @@ def test_a_report_reads_early_and_closes_the_read(generated, monkeypatch):
     connection closed once the report is done."""
     read, options = ReadOptions(), ReportOptions()
     with reading_early([generated], None) as reading:
-        assert reading is None  # 128 kB: under the fast path's threshold
-    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+        assert reading is None  # 4,000 observations: under the fast path's threshold
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     with reading_early([generated], None, compare="other") as reading:
         assert reading is None  # comparisons take the reference path
     with reading_early([generated], None) as reading:
@@ -254,7 +284,7 @@ def test_a_read_left_unused_is_stopped_and_closed(generated):
 
 
 def test_a_file_duckdb_cannot_read_is_explained_by_the_reference_reader(tmp_path, run, monkeypatch):
-    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     bad = write(tmp_path / "bad.csv", 'market,year,stall_area_m2\nA,2020,1\n"B,2020,2\n')
     with reading_early([bad], None) as reading:
         assert fastpath.report_from_files([bad], ReadOptions(), ReportOptions(), reading) is None
@@ -271,7 +301,7 @@ def test_a_file_duckdb_cannot_read_is_explained_by_the_reference_reader(tmp_path
 def test_a_file_named_like_a_pattern_is_read_as_named(tmp_path, run, run_json, monkeypatch):
     """DuckDB reads `a[1].csv` as a pattern, which matches `a1.csv`: the fast path leaves
     such names to the reference reader (before, it reported `a1.csv`)."""
-    monkeypatch.setenv(FAST_BYTES_ENV, "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     named = write(tmp_path / "a[1].csv", "market,year,stall_area_m2\nA,2020,100\nA,2021,150\n")
     write(tmp_path / "a1.csv", "market,year,stall_area_m2\nA,2020,100\nA,2021,999\n")
     assert run_json("report", named)["net_m2"] == 50
@@ -382,7 +412,7 @@ def test_fast_import_of_wide_files_stores_what_the_reference_import_stores(
 
 def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
     """Import with the fast path (and check it was taken), then with the reference import."""
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
 
     def refuse(*_):
         raise AssertionError("the fast import declined")
@@ -391,7 +421,7 @@ def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
         patched.setattr("marketdelta.store.read_import_files", refuse)
         result = run("import", *files, "--db", fast_db, *args)
     assert result.exit_code == 0, result.output
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", str(10**12))
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", str(10**12))
     assert run("import", *files, "--db", slow_db, *args).exit_code == 0
 
 
@@ -416,7 +446,7 @@ def _same_workspaces(run, fast_db, slow_db):
 
 
 def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypatch):
-    monkeypatch.setenv("MARKETDELTA_FAST_BYTES", "0")
+    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
     db = tmp_path / "ws.duckdb"
     first = write(tmp_path / "a.csv", "market,town,year,stall_area_m2\nNampo-Waudo,N,2020,600\n")
     later = write(tmp_path / "b.csv", "market,town,year,stall_area_m2\nNampo-Wadu,N,2024,0\n")

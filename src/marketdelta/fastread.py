@@ -21,10 +21,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .header import plain_header, year_columns
+from .header import column_names, plain_header, year_columns
 
-FAST_BYTES_ENV = "MARKETDELTA_FAST_BYTES"  # inputs at least this large take the fast path
-FAST_BYTES_DEFAULT = 1024**2
+# Inputs of at least this many observations (market-years, estimated) take the fast path:
+# about 2,000 markets over 15 years. Below it, the reference path's first report takes under
+# 0.8 s and the next come from its cache (0.43 s, against the fast path's 0.55 s every time).
+FAST_OBSERVATIONS_ENV = "MARKETDELTA_FAST_OBSERVATIONS"
+FAST_OBSERVATIONS_DEFAULT = 30_000
 FAST_COLUMNS = {
     "market", "town", "province", "lat", "lon", "year", "stall_area_m2", "open_area_m2",
     "source", "status", "notes",
@@ -55,12 +58,40 @@ Header = tuple[list[str], str]  # the normalised column names and the delimiter
 
 
 def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
-    """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off?"""
-    threshold = int(os.environ.get(FAST_BYTES_ENV, FAST_BYTES_DEFAULT))
+    """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off? The
+    cost of either path follows the observations, not the bytes: a wide file holds about
+    eight times as many per byte as a long one."""
+    threshold = int(os.environ.get(FAST_OBSERVATIONS_ENV, FAST_OBSERVATIONS_DEFAULT))
     paths = [Path(s) for s in sources]
     if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
         return False
-    return sum(p.stat().st_size for p in paths) >= threshold
+    if threshold <= 0:
+        return True
+    try:
+        return sum(map(estimated_observations, paths)) >= threshold
+    except OSError:  # the reference reader says what is wrong with the file
+        return False
+
+
+def estimated_observations(path: Path, sample: int = 1 << 16) -> int:
+    """About how many observations (market-years) a survey file holds: its data lines,
+    counted in the first `sample` bytes and scaled to the file's size, times its year columns
+    if it is wide (one row a market), else one (one row a market and year)."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(sample)
+    first, _, rest = head.partition(b"\n")
+    names, _ = column_names(first.decode("utf-8-sig", errors="replace").rstrip("\r"))
+    per_line = max(1, len(year_columns(names)))
+    breaks = rest.count(b"\n")
+    if size <= len(head):
+        lines = breaks + (not rest.endswith(b"\n") and bool(rest.strip()))
+    elif breaks:
+        measured = rest.rfind(b"\n") + 1  # the bytes of the whole lines sampled
+        lines = round(breaks * (size - len(first) - 1) / measured)
+    else:  # no line ends in the sample: count bytes, as if each were a line
+        lines = size
+    return lines * per_line
 
 
 def plain_headers(sources: Sequence[str | Path], year: int | None) -> list[Header] | None:

@@ -29,6 +29,14 @@ def sniff_delimiter(first_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def column_names(line: str) -> tuple[list[str], str]:
+    """A plain header line's column names, normalised as the fast reader takes them (lower
+    case, synonyms, inner spaces as `_`), and its delimiter."""
+    delimiter = sniff_delimiter(line)
+    names = [HEADER_SYNONYMS.get(h, h) for h in (h.strip().lower() for h in line.split(delimiter))]
+    return ["_".join(n.split()) for n in names], delimiter
+
+
 def year_columns(names: list[str]) -> list[str]:
     """The year columns of a wide-layout header (one row per market, one column of areas per
     year); none for a long layout (one row per market and year)."""
@@ -48,9 +56,7 @@ def plain_header(path: Path, year: int | None) -> tuple[list[str], str] | None:
         line = first.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
         return None
-    delimiter = sniff_delimiter(line)
-    names = [HEADER_SYNONYMS.get(h, h) for h in (h.strip().lower() for h in line.split(delimiter))]
-    names = ["_".join(n.split()) for n in names]
+    names, delimiter = column_names(line)
     if (
         '"' in line
         or len(names) > MAX_COLUMNS
