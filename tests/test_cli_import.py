@@ -364,9 +364,7 @@ def test_sigkill_mid_import_keeps_the_earlier_state(tmp_path, run, run_json):
         assert con.execute("SELECT count(*) FROM imports").fetchone()[0] == 1
 
 
-@pytest.mark.parametrize(
-    "fast_observations", ["0", str(10**12)]
-)  # the fast import, the reference one
+@pytest.mark.parametrize("fast_observations", ["0", str(10**12)], ids=["fast", "reference"])
 def test_locked_workspace_waits_then_fails_cleanly(tmp_path, run, monkeypatch, fast_observations):
     monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", fast_observations)
     db = tmp_path / "ws.duckdb"

@@ -244,6 +244,17 @@ def test_the_threshold_counts_observations_not_bytes(tmp_path, generated, genera
         assert fastread.estimated_observations(write(tmp_path / "small.csv", text)) == count
 
 
+def test_a_threshold_that_is_not_a_number_is_explained(tmp_path, run, monkeypatch):
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "1e5")
+    db = tmp_path / "ws.duckdb"
+    for command in (["report", FIXTURES / "long-2020.csv"], ["import", FIXTURES / "long-2020.csv",
+                    "--db", db]):  # fmt: skip
+        result = run(*command)
+        assert result.exit_code == 1
+        assert f"{FAST_OBSERVATIONS_ENV}='1e5': give a number of observations" in result.stderr
+    assert not db.exists()
+
+
 def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):
     from marketdelta.engine import quiet_connection
 

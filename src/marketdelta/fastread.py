@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import MarketdeltaError
 from .header import column_names, plain_header, year_columns
 
 # Inputs of at least this many observations (market-years, estimated) take the fast path:
@@ -61,16 +62,28 @@ def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off? The
     cost of either path follows the observations, not the bytes: a wide file holds about
     eight times as many per byte as a long one."""
-    threshold = int(os.environ.get(FAST_OBSERVATIONS_ENV, FAST_OBSERVATIONS_DEFAULT))
+    threshold = _fast_observations()
     paths = [Path(s) for s in sources]
     if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
         return False
-    if threshold <= 0:
+    if threshold == 0:
         return True
     try:
         return sum(map(estimated_observations, paths)) >= threshold
     except OSError:  # the reference reader says what is wrong with the file
         return False
+
+
+def _fast_observations() -> int:
+    setting = os.environ.get(FAST_OBSERVATIONS_ENV, "").strip()
+    if not setting:
+        return FAST_OBSERVATIONS_DEFAULT
+    if not setting.isdigit():
+        raise MarketdeltaError(
+            f"{FAST_OBSERVATIONS_ENV}={setting!r}: give a number of observations, such as "
+            f"100000 (0: always), or unset it for the default ({FAST_OBSERVATIONS_DEFAULT:,})"
+        )
+    return int(setting)
 
 
 def estimated_observations(path: Path, sample: int = 1 << 16) -> int:
