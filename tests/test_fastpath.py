@@ -215,7 +215,7 @@ def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monke
 
 
 def test_the_threshold_counts_observations_not_bytes(tmp_path, generated, generated_wide):
-    """A wide file holds about eight times as many observations per byte as a long one: the
+    """A wide file holds five to six times as many observations per byte as a long one: the
     fast path is wanted for as many observations whatever the layout."""
     years = ",".join(str(y) for y in range(2011, 2026))
     cells = ",".join(["120"] * 15)

@@ -61,7 +61,7 @@ Header = tuple[list[str], str]  # the normalised column names and the delimiter
 def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     """Are the files large enough for the DuckDB fast path (`fastpath.py`) to pay off? The
     cost of either path follows the observations, not the bytes: a wide file holds about
-    eight times as many per byte as a long one."""
+    six times as many per byte as a long one."""
     threshold = _fast_observations()
     paths = [Path(s) for s in sources]
     if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
