@@ -66,8 +66,6 @@ def fast_path_wanted(sources: Sequence[str | Path]) -> bool:
     paths = [Path(s) for s in sources]
     if not paths or any(str(p) == "-" or not p.is_file() for p in paths):
         return False
-    if threshold == 0:
-        return True
     try:
         return sum(map(estimated_observations, paths)) >= threshold
     except OSError:  # the reference reader says what is wrong with the file
