@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import write
 
 import marketdelta as md
+from marketdelta.errors import InputError
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -36,6 +38,49 @@ def test_api_on_files_matches_the_cli(run_json):
     result = md.build_report(md.read(files), min_change=10)
     assert result.to_dict() == run_json("report", *files, "--min-change", "10")
     assert len(result.to_frame()) == 3
+
+
+def test_api_import_matches_the_cli(tmp_path, run, run_json):
+    from marketdelta.locations import demo_dir
+
+    stalls, national = (sorted((demo_dir() / s).glob("*.csv")) for s in ("stalls", "national"))
+    by_api = tmp_path / "api.duckdb"
+    result = md.import_surveys(stalls, by_api, "stalls", known_markets=477, compare="national")
+    assert result.summary()[0].startswith(f"{len(stalls)} file(s): added ")
+    md.import_surveys(national, by_api, "national", measure="total")
+    assert md.build_report(md.workspace(by_api)).to_dict()["net_m2"] == 9905
+    by_cli = tmp_path / "cli.duckdb"
+    declared = ["--known-markets", "477", "--compare", "national"]
+    assert run("import", *stalls, "--db", by_cli, "--survey", "stalls", *declared).exit_code == 0
+    national_cli = ["--survey", "national", "--measure", "total"]
+    assert run("import", *national, "--db", by_cli, *national_cli).exit_code == 0
+    assert run_json("report", "--db", by_api) == run_json("report", "--db", by_cli)
+
+
+@pytest.mark.parametrize("threshold", ["0", "1000000"])
+def test_api_import_takes_the_fast_path_for_large_files(tmp_path, run_json, monkeypatch,
+                                                        threshold):  # fmt: skip
+    from marketdelta.fastread import FAST_OBSERVATIONS_ENV
+
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, threshold)
+    rows = "Market 1,Town,2020,100\nMarket 2,Town,2020,50\nMarket 1,Town,2021,130\n"
+    survey = write(tmp_path / "s.csv", "market,town,year,stall_area_m2\n" + rows)
+    result = md.import_surveys([survey], tmp_path / "ws.duckdb")
+    assert type(result).__name__ == ("FastImport" if threshold == "0" else "ImportPlan")
+    assert result.summary()[0] == "1 file(s): added 3 observations, replaced 0, 0 already present"
+    assert run_json("report", "--db", tmp_path / "ws.duckdb") == run_json("report", survey)
+
+
+def test_api_import_of_a_bad_file_raises_and_changes_nothing(tmp_path):
+    db = tmp_path / "ws.duckdb"
+    md.import_surveys([write(tmp_path / "0.csv", "market,year,stall_area_m2\nA,2019,1\n")], db)
+    before = db.read_bytes()
+    bad = write(tmp_path / "1.csv", "market,year,stall_area_m2\nA,2020,two\n")
+    with pytest.raises(InputError, match="column 'stall_area_m2': value 'two'"):
+        md.import_surveys([bad], db)
+    assert db.read_bytes() == before
+    with pytest.raises(ValueError, match="survey="):
+        md.import_surveys([bad], db, title="Stalls")
 
 
 def test_import_marketdelta_is_light():

@@ -14,10 +14,13 @@ from typing import TYPE_CHECKING
 
 from .__about__ import __version__
 
-__all__ = ["__version__", "build_report", "demo", "draw", "read", "read_surveys", "workspace"]
+__all__ = [
+    "__version__", "build_report", "demo", "draw", "import_surveys", "read", "read_surveys",
+    "workspace",
+]  # fmt: skip
 
 if TYPE_CHECKING:
-    from .api import build_report, demo, draw, read, read_surveys, workspace
+    from .api import build_report, demo, draw, import_surveys, read, read_surveys, workspace
 
 
 def __getattr__(name: str):

@@ -6,12 +6,14 @@ result = md.report(panel, start=2020, end=2025, min_change=20)
 result.to_frame()            # one tidy row per market
 result.to_dict()["net_m2"]   # the JSON object `marketdelta report --format json` prints
 md.draw("series", result, ax)
+md.import_surveys(["2026.csv"], "markets.duckdb", survey="stalls").summary()  # into a workspace
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -21,9 +23,13 @@ from .chartdata import chart_data
 from .report import Report, ReportOptions
 from .report import build_report as _build_report
 from .sources import Panel, read_demo, read_files
-from .store import Workspace
+from .store import ImportPlan, SurveyDeclaration, Workspace
+from .store import import_surveys as _import_surveys
 from .survey import ReadOptions
 from .survey import read_surveys as _read_surveys
+
+if TYPE_CHECKING:
+    from .fastpath import FastImport
 
 
 def read_surveys(
@@ -47,6 +53,36 @@ def workspace(path: str | Path) -> Panel:
     """Everything imported into a workspace database."""
     with Workspace.open(path) as opened:
         return opened.panel()
+
+
+def import_surveys(
+    files: Sequence[str | Path],
+    db: str | Path,
+    survey: str | None = None,
+    year: int | None = None,
+    *,
+    replace: bool = False,
+    strict: bool = False,
+    dry_run: bool = False,
+    title: str | None = None,
+    measure: str | None = None,
+    known_markets: int | None = None,
+    compare: str | None = None,
+) -> ImportPlan | FastImport:
+    """Validate survey CSVs and add them to the workspace database `db` (made if new) in one
+    transaction, as `marketdelta import` does; `.summary()` of the result says what was added,
+    replaced and merged. `title`, `measure`, `known_markets` and `compare` declare the
+    `survey`'s facts. Bad files raise `InputError`, and the workspace is left as it was."""
+    facts = (title, measure, known_markets, compare)
+    declared = any(fact is not None for fact in facts)
+    if declared and survey is None:
+        raise ValueError("a survey's title, measure, known markets or comparison need survey=")
+    declarations = [SurveyDeclaration(survey, *facts)] if declared else []
+    read = ReadOptions(year=year, survey=survey)
+    return _import_surveys(
+        files, Path(db), read, replace=replace, strict=strict, dry_run=dry_run,
+        declarations=declarations,
+    )  # fmt: skip
 
 
 def build_report(panel: Panel, **options) -> Report:

@@ -487,7 +487,8 @@ def import_(
             _working("Importing", quiet),
             importing_early(files, path, year, not (dry_run or replace or strict)) as early,
         ):
-            from .store import SurveyDeclaration
+            from .store import SurveyDeclaration, import_surveys
+            from .survey import ReadOptions
 
             declarations = (
                 [
@@ -498,39 +499,14 @@ def import_(
                 if declared and survey
                 else []
             )
-            plan = _import(files, path, year, survey, replace, strict, dry_run, declarations, early)
+            read = ReadOptions(year=year, survey=survey)
+            plan = import_surveys(
+                files, path, read, replace=replace, strict=strict, dry_run=dry_run,
+                declarations=declarations, early=early,
+            )  # fmt: skip
     except MarketdeltaError as error:
         _fail(error)
     _notify(plan.summary(dry_run) + ([] if dry_run else [f"workspace: {path}"]), quiet)
-
-
-def _import(files, path, year, survey, replace, strict, dry_run, declarations, early=None):
-    """Validate, plan against the current workspace (read-only), then write if asked, under
-    the write lock; the plan is made again there only if another import came in between.
-    `early` is the fast import's start (`fastread.importing_early`), if the caller made it."""
-    from . import fastpath
-    from .fastread import fast_path_wanted, remove_workspace
-    from .store import Workspace, read_import_files
-    from .survey import ReadOptions
-
-    read = ReadOptions(year=year, survey=survey)
-    if early is not None or (not (dry_run or replace or strict) and fast_path_wanted(files)):
-        fresh = early.fresh if early else not path.exists()
-        fast = fastpath.import_into(path, files, read, declarations, early)
-        if fast is not None:
-            return fast
-        if fresh:  # declined: leave no trace of the attempt
-            remove_workspace(path)
-    to_import = read_import_files(files, read)
-    with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
-        plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
-        planned_on = current.import_count()
-    if not dry_run and (plan.new_files or declarations):
-        with Workspace.open(path, write=True) as workspace:
-            if workspace.import_count() != planned_on:  # another import came in between
-                plan = workspace.plan(to_import, replace, strict, declarations)
-            workspace.apply(plan)
-    return plan
 
 
 @app.command()

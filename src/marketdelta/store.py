@@ -1,9 +1,11 @@
 """The workspace: one DuckDB file holding every survey file imported, with provenance.
 
-Import is planned first and written second. `plan_import` reads and validates every file and
-works out what would be added, replaced and merged, without writing; `Workspace.apply` writes a
-plan in one transaction. Any error before the commit leaves the database as it was (DuckDB's
-write-ahead log makes a `kill -9` at any moment safe too).
+Import is planned first and written second. `import_surveys` is the whole import: large plain
+files go to the fast import (`fastpath.import_files`); otherwise `read_import_files` reads and
+validates every file, `Workspace.plan` works out what would be added, replaced and merged,
+without writing, and `Workspace.apply` writes the plan in one transaction. Any error before the
+commit leaves the database as it was (DuckDB's write-ahead log makes a `kill -9` at any moment
+safe too).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -24,6 +27,10 @@ from .errors import InputError, Problem, WorkspaceError
 from .identity import Merge, exact_labels, resolve_markets
 from .sources import Panel, SurveyInfo, refuse_conflicts
 from .survey import OBSERVATION_COLUMNS, ReadOptions, read_survey, typed_observations
+
+if TYPE_CHECKING:
+    from .fastpath import FastImport
+    from .fastread import EarlyImport
 
 SCHEMA_VERSION = 3
 OLDEST_READABLE = 1  # older workspaces are read through temporary tables (`_read_as_current`)
@@ -290,6 +297,47 @@ def read_import_files(paths: Sequence[str | Path], options: ReadOptions) -> list
     if problems:
         raise InputError(problems)
     return files
+
+
+def import_surveys(
+    files: Sequence[str | Path],
+    path: Path,
+    read: ReadOptions,
+    *,
+    replace: bool = False,
+    strict: bool = False,
+    dry_run: bool = False,
+    declarations: Sequence[SurveyDeclaration] = (),
+    early: EarlyImport | None = None,
+) -> ImportPlan | FastImport:
+    """Import survey files into the workspace at `path` (made if new); what it did, or with
+    `dry_run` what it would do, as `summary()` lines.
+
+    Large plain files are imported inside DuckDB (`fastpath.import_into`) unless the import
+    replaces, is strict or is a dry run; if that declines, a workspace it made is removed and
+    the reference import below decides. That one plans against the workspace read-only, then
+    writes under the write lock, planning again only if another import came in between.
+    `early` is the fast import's read, if the caller started it (`fastread.importing_early`)."""
+    from . import fastpath
+    from .fastread import fast_path_wanted, remove_workspace
+
+    if early is not None or (not (dry_run or replace or strict) and fast_path_wanted(files)):
+        fresh = early.fresh if early else not path.exists()
+        fast = fastpath.import_into(path, files, read, declarations, early)
+        if fast is not None:
+            return fast
+        if fresh:  # declined: leave no trace of the attempt
+            remove_workspace(path)
+    to_import = read_import_files(files, read)
+    with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
+        plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
+        planned_on = current.import_count()
+    if not dry_run and (plan.new_files or declarations):
+        with Workspace.open(path, write=True) as workspace:
+            if workspace.import_count() != planned_on:  # another import came in between
+                plan = workspace.plan(to_import, replace, strict, declarations)
+            workspace.apply(plan)
+    return plan
 
 
 class Workspace:
