@@ -1,8 +1,9 @@
-"""The notebook API: read surveys, compute a report, draw a chart onto your own Axes.
+"""The notebook API: read surveys, compute a report, draw a chart onto your own Axes, import
+surveys into a workspace.
 
 import marketdelta as md
 panel = md.read(["2020.csv", "2021.csv"], survey="stalls")   # or md.demo(), md.workspace(path)
-result = md.report(panel, start=2020, end=2025, min_change=20)
+result = md.build_report(panel, start=2020, end=2025, min_change=20)
 result.to_frame()            # one tidy row per market
 result.to_dict()["net_m2"]   # the JSON object `marketdelta report --format json` prints
 md.draw("series", result, ax)
