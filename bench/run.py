@@ -196,8 +196,10 @@ def panel_file(work: Path, markets: int, wide: bool = False) -> Path:
 
 # Report runs per panel. Medians damp a noisy machine; the smaller panels take more runs,
 # because target 6 divides their small difference from the start-up by few observations: at
-# 10^4 markets that difference is 0.1-0.3 s, and single pairs of runs differ by -0.02 to 0.4 s.
-REPORT_RUNS = {10_000: 25, 100_000: 9}  # else 3
+# 10^4 markets that difference is about 0.09 s, and single pairs of runs spread by 0.07 s (one
+# standard deviation, 25 pairs), so the median of 25 pairs is within ±18% (one standard error)
+# and of 49 within ±13%.
+REPORT_RUNS = {10_000: 49, 100_000: 9}  # else 3
 
 
 def report_command(work: Path, path: Path, env: dict[str, str] | None = None) -> Command:
