@@ -76,7 +76,7 @@ def test_api_import_of_a_bad_file_raises_and_changes_nothing(tmp_path):
     with pytest.raises(InputError, match="column 'stall_area_m2': value 'two'"):
         md.import_surveys([bad], db)
     assert db.read_bytes() == before
-    with pytest.raises(ValueError, match="survey="):
+    with pytest.raises(ValueError, match="need a survey"):
         md.import_surveys([bad], db, title="Stalls")
 
 

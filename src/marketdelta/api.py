@@ -24,7 +24,7 @@ from .chartdata import chart_data
 from .report import Report, ReportOptions
 from .report import build_report as _build_report
 from .sources import Panel, read_demo, read_files
-from .store import ImportPlan, SurveyDeclaration, Workspace
+from .store import ImportPlan, Workspace, declarations_of
 from .store import import_surveys as _import_surveys
 from .survey import ReadOptions
 from .survey import read_surveys as _read_surveys
@@ -74,11 +74,7 @@ def import_surveys(
     transaction, as `marketdelta import` does; `.summary()` of the result says what was added,
     replaced and merged. `title`, `measure`, `known_markets` and `compare` declare the
     `survey`'s facts. Bad files raise `InputError`, and the workspace is left as it was."""
-    facts = (title, measure, known_markets, compare)
-    declared = any(fact is not None for fact in facts)
-    if declared and survey is None:
-        raise ValueError("a survey's title, measure, known markets or comparison need survey=")
-    declarations = [SurveyDeclaration(survey, *facts)] if declared else []
+    declarations = declarations_of(survey, title, measure, known_markets, compare)
     read = ReadOptions(year=year, survey=survey)
     return _import_surveys(
         files, Path(db), read, replace=replace, strict=strict, dry_run=dry_run,

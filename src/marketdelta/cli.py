@@ -487,18 +487,11 @@ def import_(
             _working("Importing", quiet),
             importing_early(files, path, year, not (dry_run or replace or strict)) as early,
         ):
-            from .store import SurveyDeclaration, import_surveys
+            from .store import declarations_of, import_surveys
             from .survey import ReadOptions
 
-            declarations = (
-                [
-                    SurveyDeclaration(
-                        survey, title, measure.value if measure else None, known_markets, compare
-                    )
-                ]
-                if declared and survey
-                else []
-            )
+            measured = measure.value if measure else None
+            declarations = declarations_of(survey, title, measured, known_markets, compare)
             read = ReadOptions(year=year, survey=survey)
             plan = import_surveys(
                 files, path, read, replace=replace, strict=strict, dry_run=dry_run,

@@ -236,6 +236,23 @@ class SurveyDeclaration:
     compare: str | None = None
 
 
+def declarations_of(
+    survey: str | None,
+    title: str | None = None,
+    measure: str | None = None,
+    known_markets: int | None = None,
+    compare: str | None = None,
+) -> list[SurveyDeclaration]:
+    """The `survey`'s facts an import declares: none if no fact is given. Facts without a
+    survey raise `ValueError`."""
+    facts = (title, measure, known_markets, compare)
+    if all(fact is None for fact in facts):
+        return []
+    if survey is None:
+        raise ValueError("a survey's title, measure, known markets or comparison need a survey")
+    return [SurveyDeclaration(survey, *facts)]
+
+
 @dataclass
 class FileToImport:
     path: str
