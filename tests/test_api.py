@@ -82,6 +82,21 @@ def test_api_import_of_a_bad_file_raises_and_changes_nothing(tmp_path):
         md.import_surveys([bad], db, title="Stalls")
 
 
+def test_api_import_stopped_leaves_no_new_workspace(tmp_path, monkeypatch):
+    from marketdelta.fastread import FAST_OBSERVATIONS_ENV
+
+    def stopped(*_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
+    monkeypatch.setattr("marketdelta.fastpath.import_files", stopped)
+    db = tmp_path / "ws.duckdb"
+    plain = write(tmp_path / "s.csv", "market,town,year,stall_area_m2\nMarket 1,T,2020,100\n")
+    with pytest.raises(KeyboardInterrupt):
+        md.import_surveys([plain], db)
+    assert not db.exists() and not db.with_name("ws.duckdb.wal").exists()
+
+
 def test_import_marketdelta_is_light():
     code = "import sys, marketdelta; print('pandas' in sys.modules, marketdelta.__version__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

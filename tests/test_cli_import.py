@@ -161,6 +161,27 @@ def test_ctrl_c_during_a_fast_import_leaves_no_new_workspace(tmp_path, monkeypat
     assert not db.exists() and not db.with_name("ws.duckdb.wal").exists()
 
 
+@pytest.mark.parametrize("stop", ["ctrl-c", "disk full"])
+def test_a_stopped_reference_import_leaves_no_new_workspace(tmp_path, monkeypatch, stop):
+    from marketdelta.cli import main
+    from marketdelta.store import Workspace
+
+    def disk_full(*_):
+        raise duckdb.IOException("No space left on device")
+
+    db = tmp_path / "ws.duckdb"
+    small = write(tmp_path / "small.csv", "market,year,stall_area_m2\nA,2020,100\n")
+    if stop == "ctrl-c":
+        monkeypatch.setattr(Workspace, "apply", interrupted_query)
+    else:  # inside the transaction, as `test_failure_while_writing_rolls_back` fails it
+        monkeypatch.setattr(Workspace, "_refresh_markets", disk_full)
+    monkeypatch.setattr("sys.argv", ["marketdelta", "import", str(small), "--db", str(db)])
+    with pytest.raises(SystemExit) as leaving:
+        main()
+    assert leaving.value.code == (130 if stop == "ctrl-c" else 1)
+    assert not db.exists() and not db.with_name("ws.duckdb.wal").exists()
+
+
 def test_dry_run_writes_nothing(tmp_path, run):
     db = tmp_path / "ws.duckdb"
     result = run("import", *STALLS, "--db", db, "--dry-run")

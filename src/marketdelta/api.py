@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 
 from . import charts
 from .chartdata import chart_data
+from .fastread import importing_early
 from .report import Report, ReportOptions
 from .report import build_report as _build_report
 from .sources import Panel, read_demo, read_files
@@ -75,11 +76,12 @@ def import_surveys(
     replaced and merged. `title`, `measure`, `known_markets` and `compare` declare the
     `survey`'s facts. Bad files raise `InputError`, and the workspace is left as it was."""
     declarations = declarations_of(survey, title, measure, known_markets, compare)
-    read = ReadOptions(year=year, survey=survey)
-    return _import_surveys(
-        files, Path(db), read, replace=replace, strict=strict, dry_run=dry_run,
-        declarations=declarations,
-    )  # fmt: skip
+    read, path = ReadOptions(year=year, survey=survey), Path(db)
+    with importing_early(files, path, year, not (dry_run or replace or strict)) as early:
+        return _import_surveys(
+            files, path, read, replace=replace, strict=strict, dry_run=dry_run,
+            declarations=declarations, early=early,
+        )  # fmt: skip
 
 
 def build_report(panel: Panel, **options) -> Report:

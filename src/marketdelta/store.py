@@ -333,8 +333,10 @@ def import_surveys(
     Large plain files are imported inside DuckDB (`fastpath.import_into`) unless the import
     replaces, is strict or is a dry run; if that declines, a workspace it made is removed and
     the reference import below decides. That one plans against the workspace read-only, then
-    writes under the write lock, planning again only if another import came in between.
-    `early` is the fast import's read, if the caller started it (`fastread.importing_early`)."""
+    writes under the write lock, planning again only if another import came in between; if
+    it fails or is stopped, a workspace it was creating is removed. `early` is the fast
+    import's read, if the caller started it (`fastread.importing_early`, which removes a new
+    workspace the fast import leaves unfinished)."""
     from . import fastpath
     from .fastread import fast_path_wanted, remove_workspace
 
@@ -350,10 +352,17 @@ def import_surveys(
         plan = current.plan(to_import, replace=replace, strict=strict, surveys=declarations)
         planned_on = current.import_count()
     if not dry_run and (plan.new_files or declarations):
-        with Workspace.open(path, write=True) as workspace:
-            if workspace.import_count() != planned_on:  # another import came in between
-                plan = workspace.plan(to_import, replace, strict, declarations)
-            workspace.apply(plan)
+        workspace = Workspace.open(path, write=True)  # if another import holds it: left alone
+        creating = workspace.is_new  # no schema yet: nothing stored, and the lock is ours
+        try:
+            with workspace:
+                if workspace.import_count() != planned_on:  # another import came in between
+                    plan = workspace.plan(to_import, replace, strict, declarations)
+                workspace.apply(plan)
+        except BaseException:  # Ctrl-C too: a workspace this import was creating is removed
+            if creating:
+                remove_workspace(path)
+            raise
     return plan
 
 
