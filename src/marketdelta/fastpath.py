@@ -46,9 +46,7 @@ from .fastread import (
     RawRead,
     casts,
     numbers_files,
-    plain_headers,
     present_columns,
-    read_raw,
     start_reading,
     written_cells,
 )
@@ -111,26 +109,24 @@ class FastImport:
 
 
 def import_into(
-    path: Path, sources, read: ReadOptions, declarations, early: EarlyImport | None = None
+    path: Path, sources, read: ReadOptions, declarations, early: EarlyImport
 ) -> FastImport | None:
-    """`import_files` into the workspace at `path`, opened and closed here (the reference
-    import opens it again); on the early import's connection if given
-    (`fastread.importing_early`), once its read has ended."""
+    """`import_files` into the workspace at `path`, on the early import's connection
+    (`fastread.importing_early`) once its read has ended, and closed here (the reference
+    import opens it again)."""
     from .store import Workspace
 
-    connection, reading = None, early.reading if early else None
-    if reading is not None:
-        try:
-            connection = reading.wait()
-        except duckdb.Error:  # the reference reader says what is wrong with the file
-            reading.close()
-            return None
+    try:
+        connection = early.reading.wait()
+    except duckdb.Error:  # the reference reader says what is wrong with the file
+        early.reading.close()
+        return None
     with Workspace.open(path, write=True, connection=connection) as workspace:
-        return import_files(workspace, sources, read, declarations, reading)
+        return import_files(workspace, sources, read, declarations, early.reading)
 
 
 def import_files(
-    workspace, sources, read: ReadOptions, declarations, reading: RawRead | None = None
+    workspace, sources, read: ReadOptions, declarations, reading: RawRead
 ) -> FastImport | None:
     """Import large plain files inside DuckDB, in one transaction; None when the reference
     import must decide (already imported, rows already in the workspace, possible fuzzy
@@ -139,16 +135,12 @@ def import_files(
     from .store import DETAIL_COLUMNS
 
     con = workspace.db
-    headers = reading.headers if reading else plain_headers(sources, read.year)
-    if headers is None:
-        return None
+    headers = reading.headers
     survey = read.survey or DEFAULT_SURVEY
     fresh = workspace.is_new
     with ThreadPoolExecutor(max_workers=1) as pool:  # hashing releases the GIL while DuckDB works
         hashing = pool.submit(lambda: [_read_bytes(Path(s)) for s in sources])
         try:
-            if reading is None:
-                read_raw(con, sources, headers, read.year)
             grouped = _grouped_rows(con, sources, headers, read, survey, existing=not fresh)
         except (duckdb.Error, _Decline):
             grouped = None

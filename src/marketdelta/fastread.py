@@ -289,7 +289,7 @@ def reading_early(
 @dataclass
 class EarlyImport:
     """A fast import's start: the read of its files into the workspace's connection, and
-    whether the workspace is new (the file did not exist before the connection made it)."""
+    whether the workspace is new (nothing stored in it when the connection opened it)."""
 
     reading: RawRead
     fresh: bool
@@ -311,8 +311,12 @@ def importing_early(
         return
     from .engine import connect_workspace
 
-    fresh = not path.exists()
-    reading = RawRead(sources, headers, year, connect_workspace(path, read_only=False))
+    connection = connect_workspace(path, read_only=False)
+    # Fresh: nothing stored in it yet. Not "the file did not exist": another import may have
+    # made it, and finished, while this one waited for the lock.
+    tables = "SELECT count(*) FROM duckdb_tables() WHERE NOT temporary"
+    fresh = connection.execute(tables).fetchall()[0][0] == 0
+    reading = RawRead(sources, headers, year, connection)
     try:
         yield EarlyImport(reading, fresh)
     except BaseException:  # Ctrl-C too: a new workspace the import did not finish is removed

@@ -330,22 +330,22 @@ def import_surveys(
     """Import survey files into the workspace at `path` (made if new); what it did, or with
     `dry_run` what it would do, as `summary()` lines.
 
-    Large plain files are imported inside DuckDB (`fastpath.import_into`) unless the import
-    replaces, is strict or is a dry run; if that declines, a workspace it made is removed and
-    the reference import below decides. That one plans against the workspace read-only, then
-    writes under the write lock, planning again only if another import came in between; if
-    it fails or is stopped, a workspace it was creating is removed. `early` is the fast
-    import's read, if the caller started it (`fastread.importing_early`, which removes a new
-    workspace the fast import leaves unfinished)."""
+    `early` is the fast import's start (`fastread.importing_early`, which the caller enters
+    before importing pandas: it is taken for large plain files, unless the import replaces,
+    is strict or is a dry run, and removes a new workspace that it leaves unfinished). Its
+    files are imported inside DuckDB (`fastpath.import_into`); if that declines, a workspace
+    it made is removed and the reference import below decides. That one plans against the
+    workspace read-only, then writes under the write lock, planning again only if another
+    import came in between; if it fails or is stopped, a workspace it was creating is
+    removed."""
     from . import fastpath
-    from .fastread import fast_path_wanted, remove_workspace
+    from .fastread import remove_workspace
 
-    if early is not None or (not (dry_run or replace or strict) and fast_path_wanted(files)):
-        fresh = early.fresh if early else not path.exists()
+    if early is not None:
         fast = fastpath.import_into(path, files, read, declarations, early)
         if fast is not None:
             return fast
-        if fresh:  # declined: leave no trace of the attempt
+        if early.fresh:  # declined: leave no trace of the attempt
             remove_workspace(path)
     to_import = read_import_files(files, read)
     with Workspace.empty(path) if not path.exists() else Workspace.open(path) as current:
