@@ -338,10 +338,11 @@ def import_surveys(
     workspace read-only, then writes under the write lock, planning again only if another
     import came in between; if it fails or is stopped, a workspace it was creating is
     removed."""
-    from . import fastpath
     from .fastread import remove_workspace
 
     if early is not None:
+        from . import fastpath
+
         fast = fastpath.import_into(path, files, read, declarations, early)
         if fast is not None:
             return fast
