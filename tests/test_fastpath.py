@@ -173,7 +173,7 @@ def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
     text = "market,town,year,stall_area_m2\nA,T,2020,10\nB,T,2020,20\nA,T,2022,15\n"
     path = write(tmp_path / "x.csv", text)
     assert fastpath.report_from_files([path], ReadOptions(), ReportOptions()) is None
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     report = run("report", path, "--format", "json")
     assert json.loads(report.stdout)["markets"] == 2
     db = tmp_path / "ws.duckdb"
@@ -184,7 +184,7 @@ def test_pairs_that_share_a_hash_are_declined(tmp_path, run, monkeypatch):
 def test_a_file_without_rows_is_explained_among_others(tmp_path, run, monkeypatch):
     """The reference reader refuses a file of a header only; the fast path took it, when
     another file had rows, before the fourteenth session."""
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     empty = write(tmp_path / "empty.csv", "market,town,year,stall_area_m2\n")
     wide = write(tmp_path / "wide.csv", "market,2020\n")
     rows = write(tmp_path / "rows.csv", "market,town,year,stall_area_m2\nS 1,T,2020,5\n")
@@ -198,7 +198,7 @@ def test_a_file_without_rows_is_explained_among_others(tmp_path, run, monkeypatc
 
 
 def test_cli_uses_it_for_large_inputs_and_explains_bad_ones(tmp_path, run, monkeypatch):
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     good = FIXTURES / "long-2020.csv"
     assert run("report", good, FIXTURES / "long-2022.csv", "--format", "json").exit_code == 0
     bad = write(tmp_path / "bad.csv", "market,year,stall_area_m2\nA,2020,1\nB,2020,x\n")
@@ -258,7 +258,7 @@ def test_a_threshold_that_is_not_a_number_is_explained(tmp_path, run, monkeypatc
 def test_duckdb_takes_as_many_cores_as_it_is_given(tmp_path, run_json, run, monkeypatch):
     from marketdelta.engine import quiet_connection
 
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     files = [FIXTURES / "long-2020.csv", FIXTURES / "long-2022.csv"]
     everything = run_json("report", *files)
     monkeypatch.setenv("MARKETDELTA_THREADS", "1")
@@ -423,7 +423,7 @@ def test_fast_import_of_wide_files_stores_what_the_reference_import_stores(
 
 def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
     """Import with the fast path (and check it was taken), then with the reference import."""
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
 
     def refuse(*_):
         raise AssertionError("the fast import declined")
@@ -432,7 +432,7 @@ def _import_both(run, monkeypatch, files, fast_db, slow_db, *args):
         patched.setattr("marketdelta.store.read_import_files", refuse)
         result = run("import", *files, "--db", fast_db, *args)
     assert result.exit_code == 0, result.output
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", str(10**12))
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, str(10**12))
     assert run("import", *files, "--db", slow_db, *args).exit_code == 0
 
 
@@ -457,7 +457,7 @@ def _same_workspaces(run, fast_db, slow_db):
 
 
 def test_fast_import_leaves_hard_cases_to_the_reference(tmp_path, run, monkeypatch):
-    monkeypatch.setenv("MARKETDELTA_FAST_OBSERVATIONS", "0")
+    monkeypatch.setenv(FAST_OBSERVATIONS_ENV, "0")
     db = tmp_path / "ws.duckdb"
     first = write(tmp_path / "a.csv", "market,town,year,stall_area_m2\nNampo-Waudo,N,2020,600\n")
     later = write(tmp_path / "b.csv", "market,town,year,stall_area_m2\nNampo-Wadu,N,2024,0\n")
