@@ -70,6 +70,7 @@ class Run:
     seconds: float  # the median
     peak_mb: float  # the largest
     times: list[float]  # every run, in the order they took turns
+    cpu: float = 0.0  # the median CPU time (user + system), all cores
 
 
 def paired_difference(a: Run, b: Run) -> float:
@@ -87,8 +88,8 @@ class Command:
     fresh: Path | None = None  # a file the command creates, removed (untimed) before each run
 
 
-def run_once(command: Command) -> tuple[float, float]:
-    """Wall time and peak RSS (MB) of one run of a command."""
+def run_once(command: Command) -> tuple[float, float, float]:
+    """Wall time, peak RSS (MB) and CPU time (user + system, s) of one run of a command."""
     if command.fresh is not None:
         command.fresh.unlink(missing_ok=True)
     start = time.perf_counter()
@@ -101,21 +102,26 @@ def run_once(command: Command) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         error = process.stderr.read().decode() if process.stderr else ""
         raise SystemExit(f"failed: {' '.join(command.argv)}\n{error}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def run(*commands: Command, repeat: int = 3) -> list[Run]:
-    """Median wall time and largest peak RSS of `repeat` runs of each command. The commands
-    take turns (a, b, a, b, ...), so that a machine whose speed drifts over minutes slows
-    a command and its baseline alike."""
+    """Median wall time, largest peak RSS and median CPU time of `repeat` runs of each
+    command. The commands take turns (a, b, a, b, ...), so that a machine whose speed drifts
+    over minutes slows a command and its baseline alike."""
     times: list[list[float]] = [[] for _ in commands]
     peaks: list[list[float]] = [[] for _ in commands]
+    cpus: list[list[float]] = [[] for _ in commands]
     for _ in range(repeat):
-        for command, seconds, peak in zip(commands, times, peaks, strict=True):
-            wall, rss = run_once(command)
+        for command, seconds, peak, cpu in zip(commands, times, peaks, cpus, strict=True):
+            wall, rss, used = run_once(command)
             seconds.append(wall)
             peak.append(rss)
-    return [Run(statistics.median(t), max(p), t) for t, p in zip(times, peaks, strict=True)]
+            cpu.append(used)
+    return [
+        Run(statistics.median(t), max(p), t, statistics.median(c))
+        for t, p, c in zip(times, peaks, cpus, strict=True)
+    ]
 
 
 @dataclass
@@ -126,6 +132,7 @@ class Target:
     limit: float | None  # None: no target of its own
     memory_limit: float | None = None
     verdict: bool = True  # False: shown for information (the target is defined elsewhere)
+    cpu: bool = False  # also show both sides' CPU time: their work, whatever the machine's pace
 
     @property
     def ratio(self) -> float:
@@ -141,11 +148,13 @@ class Target:
             if self.memory_limit
             else ""
         )
+        ours, base = self.ours.cpu, self.base.cpu
+        cpu = f"  CPU {ours:.1f}/{base:.1f} s (x{ours / base:.2f})" if self.cpu else ""
         label = ("PASS" if ok else "MISS") if self.verdict else "info"
         limit = "no limit" if self.limit is None else f"limit x{self.limit}"
         return (
             f"{label}  {self.name:<58} {self.ours.seconds:8.3f}s "
-            f"vs {self.base.seconds:8.3f}s  x{self.ratio:5.2f} ({limit}){memory}"
+            f"vs {self.base.seconds:8.3f}s  x{self.ratio:5.2f} ({limit}){memory}{cpu}"
         )
 
 
@@ -227,11 +236,12 @@ def big_targets(work: Path, markets: int, verdict: bool) -> tuple[list[Target], 
     )
     label = f"{markets:,} markets x 15 years"
     targets = [
-        Target(f"4. report CSV ({label})  vs  DuckDB script", ours, duck, 1.25, 2.0, verdict),
+        Target(f"4. report CSV ({label})  vs  DuckDB script", ours, duck, 1.25, 2.0, verdict,
+               cpu=True),
         Target(f"5a. report from workspace  vs  report from CSV ({label})", from_db, ours, 0.6,
-               verdict=verdict),
+               verdict=verdict, cpu=True),
         Target(f"5b. import ({label})  vs  DuckDB read_csv into a table", imported, loaded, 2.0,
-               verdict=verdict),
+               verdict=verdict, cpu=True),
     ]  # fmt: skip
     observations = int(markets * 15 * 0.92)
     return targets, observations, startup
