@@ -132,7 +132,7 @@ class Target:
     limit: float | None  # None: no target of its own
     memory_limit: float | None = None
     verdict: bool = True  # False: shown for information (the target is defined elsewhere)
-    cpu: bool = False  # also show both sides' CPU time: their work, whatever the machine's pace
+    cpu: bool = False  # also show both sides' CPU time: the work behind the ratio
 
     @property
     def ratio(self) -> float:
