@@ -77,11 +77,9 @@ def import_surveys(
     `survey`'s facts. Bad files raise `InputError`, and the workspace is left as it was."""
     declarations = declarations_of(survey, title, measure, known_markets, compare)
     read, path = ReadOptions(year=year, survey=survey), Path(db)
-    with importing_early(files, path, year, not (dry_run or replace or strict)) as early:
-        return _import_surveys(
-            files, path, read, replace=replace, strict=strict, dry_run=dry_run,
-            declarations=declarations, early=early,
-        )  # fmt: skip
+    options = {"replace": replace, "strict": strict, "dry_run": dry_run}
+    with importing_early(files, path, year, **options) as early:
+        return _import_surveys(files, path, read, **options, declarations=declarations, early=early)
 
 
 def build_report(panel: Panel, **options) -> Report:

@@ -485,7 +485,9 @@ def import_(
     try:
         with (
             _working("Importing", quiet),
-            importing_early(files, path, year, not (dry_run or replace or strict)) as early,
+            importing_early(
+                files, path, year, replace=replace, strict=strict, dry_run=dry_run
+            ) as early,
         ):
             from .store import declarations_of, import_surveys
             from .survey import ReadOptions

@@ -297,13 +297,21 @@ class EarlyImport:
 
 @contextmanager
 def importing_early(
-    sources: Sequence[str | Path], path: Path, year: int | None, allowed: bool
+    sources: Sequence[str | Path],
+    path: Path,
+    year: int | None,
+    *,
+    replace: bool,
+    strict: bool,
+    dry_run: bool,
 ) -> Iterator[EarlyImport | None]:
-    """For an import the fast path may take (`allowed`, and large plain files): the workspace
-    opened now, waiting for its lock, with the files' read into it started on a thread while
-    the caller imports what it needs; else None. The workspace must not be used before the
-    read ends (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
+    """For an import the fast path may take (large plain files, and none of `replace`,
+    `strict` or `dry_run`, which the fast import does not do): the workspace opened now,
+    waiting for its lock, with the files' read into it started on a thread while the caller
+    imports what it needs; else None. The workspace must not be used before the read ends
+    (`RawRead.wait`): a DuckDB connection serves one thread at a time."""
     headers = None
+    allowed = not (replace or strict or dry_run)
     if allowed and fast_path_wanted(sources) and path.parent.is_dir():
         headers = plain_headers(sources, year)
     if headers is None:
